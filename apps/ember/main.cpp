@@ -1,0 +1,239 @@
+// ember: the command-line tool. Exit status: 0 success, 1 the command failed (a
+// one-line error on stderr), 2 bad usage.
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "ember/ember.hpp"
+#include "json_tensors.hpp"
+
+namespace {
+
+using ember::Result;
+using ember::Status;
+
+struct RunArgs {
+  std::string model;
+  std::string input;
+  std::string output;
+  std::string device = "auto";
+  int warmup = 0;
+  int threads = 0;
+  bool no_optimize = false;
+  bool reject_non_finite = false;
+  std::uint64_t max_input_bytes = 256ull << 20;
+  bool verbose = false;
+};
+
+struct InfoArgs {
+  std::string model;
+  std::string format = "text";
+};
+
+int fail(const Status& status) {
+  std::fprintf(stderr, "ember: error: %s\n", status.to_string().c_str());
+  return 1;
+}
+
+ember::LogSink stderr_sink(bool verbose) {
+  if (!verbose) return {};
+  return {ember::LogLevel::kInfo, [](ember::LogLevel level, std::string_view message) {
+            std::fprintf(stderr, "ember: %s: %.*s\n", std::string(ember::log_level_name(level)).c_str(),
+                         static_cast<int>(message.size()), message.data());
+          }};
+}
+
+Result<std::string> read_text(const std::string& path, std::uint64_t max_bytes) {
+  std::string text;
+  if (path == "-") {
+    std::ostringstream ss;
+    ss << std::cin.rdbuf();
+    text = ss.str();
+  } else {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) return ember::not_found("input file '" + path + "' does not exist");
+    const auto size = std::filesystem::file_size(path, ec);
+    if (ec) return ember::not_found("cannot read '" + path + "': " + ec.message());
+    if (size > max_bytes) {
+      return ember::invalid_argument("input file '" + path + "' is " + std::to_string(size) +
+                                     " bytes, over the limit of " + std::to_string(max_bytes) +
+                                     " (--max-input-bytes)");
+    }
+    std::ifstream f(path, std::ios::binary);
+    if (!f) return ember::not_found("cannot open '" + path + "'");
+    std::ostringstream ss;
+    ss << f.rdbuf();
+    text = ss.str();
+  }
+  if (text.size() > max_bytes) {
+    return ember::invalid_argument("input is over the limit of " + std::to_string(max_bytes) + " bytes");
+  }
+  return text;
+}
+
+Result<nlohmann::json> parse_json(const std::string& text, const std::string& source) {
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    return ember::invalid_argument(source + " is not valid JSON (byte " + std::to_string(e.byte) + "): " +
+                                   std::string(e.what()).substr(std::string(e.what()).find(':') + 2));
+  }
+}
+
+std::string human_bytes(std::uint64_t bytes) {
+  char buf[32];
+  if (bytes < 1024) return std::to_string(bytes) + " B";
+  if (bytes < (1u << 20)) std::snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(bytes) / 1024.0);
+  else std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
+  return buf;
+}
+
+int cmd_info(const InfoArgs& args) {
+  ember::ExecutorOptions options;
+  options.device = "cpu";
+  options.optimize = false;  // describe the module as saved
+  auto loaded = ember::TorchExecutor::load(args.model, options);
+  if (!loaded.ok()) return fail(loaded.status());
+  const ember::ModelInfo& info = (*loaded)->info();
+  if (args.format == "json") {
+    nlohmann::json doc;
+    doc["model"] = args.model;
+    doc["size_bytes"] = info.size_bytes;
+    doc["parameter_count"] = info.parameter_count;
+    doc["parameter_bytes"] = info.parameter_bytes;
+    doc["methods"] = nlohmann::json::array();
+    for (const auto& m : info.methods) {
+      nlohmann::json args_json = nlohmann::json::array();
+      for (const auto& a : m.arguments) args_json.push_back({{"name", a.name}, {"type", a.type}});
+      doc["methods"].push_back({{"name", m.name}, {"arguments", args_json}, {"returns", m.return_type},
+                                {"schema", m.schema}});
+    }
+    std::cout << doc.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "model:       " << args.model << "\n"
+            << "size:        " << human_bytes(info.size_bytes) << " (" << info.size_bytes << " bytes)\n"
+            << "parameters:  " << info.parameter_count << " (" << human_bytes(static_cast<std::uint64_t>(info.parameter_bytes))
+            << ")\n"
+            << "inputs:\n";
+  for (const auto& a : info.methods.front().arguments) std::cout << "  " << a.name << ": " << a.type << "\n";
+  std::cout << "returns:     " << info.methods.front().return_type << "\n"
+            << "methods:\n";
+  for (const auto& m : info.methods) std::cout << "  " << m.schema << "\n";
+  return 0;
+}
+
+int cmd_run(const RunArgs& args) {
+  auto text = read_text(args.input, args.max_input_bytes);
+  if (!text.ok()) return fail(text.status());
+  auto doc = parse_json(*text, args.input == "-" ? "standard input" : "'" + args.input + "'");
+  if (!doc.ok()) return fail(doc.status());
+  bool positional = false;
+  auto inputs = ember::cli::inputs_from_json(*doc, positional);
+  if (!inputs.ok()) return fail(inputs.status().with_context("input"));
+
+  ember::ExecutorOptions options;
+  options.device = args.device;
+  options.optimize = !args.no_optimize;
+  options.intra_op_threads = args.threads;
+  options.non_finite_inputs = args.reject_non_finite ? ember::NonFinitePolicy::kReject
+                                                     : ember::NonFinitePolicy::kPassThrough;
+  options.log = stderr_sink(args.verbose);
+  auto loaded = ember::TorchExecutor::load(args.model, options);
+  if (!loaded.ok()) return fail(loaded.status());
+  const ember::TorchExecutor& exec = **loaded;
+
+  std::vector<ember::Tensor> ordered;
+  if (positional) {
+    ordered.push_back((*inputs)[0].tensor);
+  } else {
+    for (const auto& name : exec.input_names()) {
+      if (const ember::Tensor* t = inputs->find(name)) ordered.push_back(*t);
+    }
+  }
+  // Warm-up with the request itself, then the measured call.
+  for (int i = 0; i < args.warmup; ++i) {
+    auto warm = positional ? exec.run(ordered) : exec.run_named(*inputs);
+    if (!warm.ok()) return fail(warm.status());
+  }
+  auto outputs = positional ? exec.run(ordered) : exec.run_named(*inputs);
+  if (!outputs.ok()) return fail(outputs.status());
+
+  std::string out = "{";
+  for (std::size_t i = 0; i < outputs->size(); ++i) {
+    out += i ? ",\n " : "";
+    out += nlohmann::json((*outputs)[i].name).dump() + ": " + ember::cli::tensor_to_json_text((*outputs)[i].tensor);
+  }
+  out += "}\n";
+  if (args.output.empty()) {
+    std::cout << out;
+    std::cout.flush();
+    if (!std::cout) return fail(ember::internal_error("cannot write to standard output"));
+  } else {
+    std::ofstream f(args.output, std::ios::binary);
+    f << out;
+    f.close();
+    if (!f) return fail(ember::invalid_argument("cannot write '" + args.output + "'"));
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ember: run TorchScript models in-process, with validation, preprocessing and fallbacks."};
+  app.set_version_flag("--version", std::string("ember ") + std::string(ember::version()));
+  app.require_subcommand(1);
+
+  InfoArgs info_args;
+  CLI::App* info = app.add_subcommand("info", "Describe a TorchScript model: methods, inputs, parameters, size.");
+  info->add_option("model", info_args.model, "Path to the TorchScript file (.pt)")->required();
+  info->add_option("--format", info_args.format, "Output format")->check(CLI::IsMember({"text", "json"}));
+
+  RunArgs run_args;
+  CLI::App* run = app.add_subcommand("run", "Run a TorchScript model on inputs from a JSON file; print outputs as JSON.");
+  run->footer(
+      "Input JSON: nested arrays (one input, float32; booleans give bool), an object of\n"
+      "named inputs {\"x\": [[...]], \"y\": [...]}, and for other dtypes\n"
+      "{\"dtype\": \"int64\", \"data\": [...]}. Output: {\"name\": nested arrays, ...}; NaN and\n"
+      "infinities are written as the strings \"NaN\", \"Infinity\", \"-Infinity\".");
+  run->add_option("model", run_args.model, "Path to the TorchScript file (.pt)")->required();
+  run->add_option("-i,--input", run_args.input, "JSON file with the inputs ('-' for standard input)")->required();
+  run->add_option("-o,--output", run_args.output, "Write the outputs here instead of standard output");
+  run->add_option("--device", run_args.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+  run->add_option("--warmup", run_args.warmup, "Warm-up runs before the measured one")
+      ->check(CLI::Range(0, 1000000))
+      ->capture_default_str();
+  run->add_option("--threads", run_args.threads, "LibTorch intra-op threads (0: LibTorch's default)")
+      ->check(CLI::Range(0, 4096))
+      ->capture_default_str();
+  run->add_flag("--no-optimize", run_args.no_optimize, "Do not freeze and optimize the module");
+  run->add_flag("--reject-non-finite", run_args.reject_non_finite, "Fail on NaN or Inf in the inputs");
+  run->add_option("--max-input-bytes", run_args.max_input_bytes, "Refuse larger input files")->capture_default_str();
+  run->add_flag("-v,--verbose", run_args.verbose, "Log what ember does to standard error");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "ember: usage error: %s\nRun 'ember --help' for usage.\n", e.what());
+    return 2;
+  }
+  if (info->parsed()) return cmd_info(info_args);
+  if (run->parsed()) return cmd_run(run_args);
+  return 2;
+}

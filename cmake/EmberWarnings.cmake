@@ -1,0 +1,10 @@
+# Warnings as errors for ember's own targets only (never for dependencies).
+function(ember_warnings target)
+  if(MSVC)
+    target_compile_options(${target} PRIVATE /W4 /WX)
+  else()
+    target_compile_options(${target} PRIVATE
+      -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast -Wcast-align
+      -Woverloaded-virtual -Wimplicit-fallthrough -Werror)
+  endif()
+endfunction()

@@ -1,0 +1,10 @@
+#pragma once
+
+/// Everything in ember's public API (except the optional ember/torch.hpp interop).
+
+#include "ember/executor.hpp"
+#include "ember/export.hpp"
+#include "ember/log.hpp"
+#include "ember/status.hpp"
+#include "ember/tensor.hpp"
+#include "ember/version.hpp"

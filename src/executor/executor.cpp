@@ -1,0 +1,7 @@
+#include "ember/executor.hpp"
+
+namespace ember {
+
+Executor::~Executor() = default;
+
+}  // namespace ember

@@ -1,0 +1,201 @@
+"""The `ember` command-line tool, driven through its real binary."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+EMBER = os.environ.get("EMBER_BIN", "ember")
+MODELS = os.environ.get("EMBER_TEST_MODELS", "")
+
+
+def model(name):
+    return os.path.join(MODELS, name)
+
+
+def ember(*args, stdin=None):
+    return subprocess.run([EMBER, *args], input=stdin, capture_output=True, text=True, timeout=120)
+
+
+def write_json(tmp_path, doc, name="input.json"):
+    path = tmp_path / name
+    path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    return str(path)
+
+
+def assert_error(result, code_name, fragment=""):
+    assert result.returncode == 1, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"ember: error: {code_name}: "), lines[0]
+    assert fragment in lines[0]
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["info", "--help"], ["run", "--help"]])
+def test_help(args):
+    result = ember(*args)
+    assert result.returncode == 0
+    assert "Usage" in result.stdout or "usage" in result.stdout.lower()
+
+
+def test_run_help_documents_options():
+    out = ember("run", "--help").stdout
+    for option in ["--input", "--device", "--warmup", "--threads", "--output", "--no-optimize"]:
+        assert option in out
+
+
+def test_version():
+    result = ember("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("ember ")
+
+
+def test_usage_errors_exit_2():
+    assert ember().returncode == 2
+    assert ember("frobnicate").returncode == 2
+    result = ember("run", model("mlp.pt"))  # --input is required
+    assert result.returncode == 2
+    assert "input" in result.stderr
+    assert ember("run", model("mlp.pt"), "-i", "x.json", "--warmup", "-3").returncode == 2
+
+
+def test_info_text():
+    result = ember("info", model("mlp.pt"))
+    assert result.returncode == 0, result.stderr
+    assert "forward(Tensor x) -> Tensor" in result.stdout
+    assert "parameters:  6337" in result.stdout
+    assert "x: Tensor" in result.stdout
+    size = os.path.getsize(model("mlp.pt"))
+    assert f"({size} bytes)" in result.stdout
+
+
+def test_info_json_lists_every_method():
+    result = ember("info", model("extra_method.pt"), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert [m["name"] for m in doc["methods"]] == ["forward", "describe"]
+    assert doc["methods"][1]["arguments"] == [{"name": "k", "type": "int"}]
+    assert doc["parameter_count"] == 3 * 2 + 2
+
+
+def test_info_errors(tmp_path):
+    assert_error(ember("info", str(tmp_path / "missing.pt")), "NotFound", "missing.pt")
+    text = tmp_path / "text.pt"
+    text.write_text("not a model")
+    assert_error(ember("info", str(text)), "InvalidArgument", "not a TorchScript archive")
+    whole = open(model("mlp.pt"), "rb").read()
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(whole[: len(whole) // 2])
+    assert_error(ember("info", str(cut)), "DataLoss", "truncated")
+
+
+def test_run_matches_pytorch(tmp_path):
+    ref = json.load(open(model("mlp_io.json")))
+    path = write_json(tmp_path, ref["input"])
+    result = ember("run", model("mlp.pt"), "--input", path, "--warmup", "2", "--threads", "1")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert list(out) == ["output"]
+    got = out["output"]
+    assert len(got) == 16
+    for g, w in zip(got, ref["output"]):
+        assert g[0] == pytest.approx(w[0], abs=1e-5)
+
+
+def test_run_from_stdin_to_file(tmp_path):
+    target = tmp_path / "out.json"
+    result = ember("run", model("tuple_output.pt"), "-i", "-", "-o", str(target), stdin="[[1, 2], [3, 4.5]]")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert json.loads(target.read_text()) == {"0": [3, 7.5], "1": [[2, 4], [6, 9]]}
+
+
+def test_run_named_inputs(tmp_path):
+    path = write_json(tmp_path, {"scale": [2, 3], "features": [1, 1]})
+    result = ember("run", model("two_inputs.pt"), "-i", path, "--no-optimize")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"output": [3, 4]}
+
+
+def test_run_typed_input_and_dict_output(tmp_path):
+    path = write_json(tmp_path, {"dtype": "int64", "data": [[5, -7]]})
+    result = ember("run", model("identity.pt"), "-i", path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"output": [[5, -7]]}
+    path = write_json(tmp_path, [[0.5, 1, 1.5, 2]])
+    out = json.loads(ember("run", model("dict_output.pt"), "-i", path).stdout)
+    assert list(out) == ["logits", "probs"]
+    assert sum(out["probs"][0]) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_run_writes_non_finite_outputs_as_strings(tmp_path):
+    path = write_json(tmp_path, [-1, 0, 1])
+    result = ember("run", model("log.pt"), "-i", path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"output": ["NaN", "-Infinity", 0]}
+
+
+def test_run_bad_json_names_the_byte(tmp_path):
+    path = write_json(tmp_path, "[[1, 2], [3,")
+    assert_error(ember("run", model("mlp.pt"), "-i", path), "InvalidArgument", "not valid JSON (byte")
+    path = write_json(tmp_path, "[NaN]")
+    assert_error(ember("run", model("mlp.pt"), "-i", path), "InvalidArgument", "not valid JSON")
+
+
+@pytest.mark.parametrize(
+    "doc, fragment",
+    [
+        ([[1, 2], [3]], "/1: ragged array"),
+        ([[1, 2], [3, "x"]], "/1/1: expected a number, got string"),
+        ({"x": [[1], 2]}, "/x/1: expected an array"),
+        ({"x": {"dtype": "int8", "data": [300]}}, "/x/0: 300 does not fit int8"),
+        ({"x": {"dtype": "int64", "data": [1.5]}}, "expected an integer"),
+        ({"x": {"dtype": "complex", "data": [1]}}, "unknown dtype 'complex'"),
+        ([1e39], "overflows float32"),
+        ('"hello"', "must be an array"),
+        ({}, "names no inputs"),
+    ],
+)
+def test_run_bad_inputs_have_paths(tmp_path, doc, fragment):
+    path = write_json(tmp_path, doc)
+    assert_error(ember("run", model("mlp.pt"), "-i", path), "InvalidArgument", fragment)
+
+
+def test_run_deep_nesting_is_refused_not_crashed(tmp_path):
+    depth = 100000
+    path = write_json(tmp_path, "[" * depth + "1" + "]" * depth)
+    assert_error(ember("run", model("mlp.pt"), "-i", path), "InvalidArgument", "more than 32 dimensions")
+
+
+def test_run_oversized_input_is_refused(tmp_path):
+    path = write_json(tmp_path, [[0.0] * 32] * 100)
+    assert_error(ember("run", model("mlp.pt"), "-i", path, "--max-input-bytes", "100"), "InvalidArgument", "over the limit")
+
+
+def test_run_model_errors(tmp_path):
+    path = write_json(tmp_path, [[1.0] * 5])
+    assert_error(ember("run", model("mlp.pt"), "-i", path), "Internal", "forward() failed")
+    path = write_json(tmp_path, {"features": [1]})
+    assert_error(ember("run", model("two_inputs.pt"), "-i", path), "InvalidArgument", "missing input 'scale'")
+    assert_error(ember("run", model("mlp.pt"), "-i", str(tmp_path / "nope.json")), "NotFound", "nope.json")
+    path = write_json(tmp_path, [-3.0])
+    assert_error(ember("run", model("raises.pt"), "-i", path), "Internal", "negative total is not allowed")
+
+
+def test_run_unavailable_device(tmp_path):
+    path = write_json(tmp_path, [[0.0] * 32])
+    assert_error(ember("run", model("mlp.pt"), "-i", path, "--device", "quantum"), "InvalidArgument", "bad device")
+    result = ember("run", model("mlp.pt"), "-i", path, "--device", "cuda:0")
+    if result.returncode == 0:
+        pytest.skip("CUDA is available here")
+    assert_error(result, "FailedPrecondition", "CUDA is not available")
+
+
+def test_verbose_logs_to_stderr_only(tmp_path):
+    path = write_json(tmp_path, [[0.0] * 32])
+    result = ember("run", model("mlp.pt"), "-i", path, "-v")
+    assert result.returncode == 0
+    assert "loaded" in result.stderr
+    assert list(json.loads(result.stdout)) == ["output"]  # stdout holds only the JSON
