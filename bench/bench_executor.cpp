@@ -1,0 +1,90 @@
+// ember's TorchExecutor::run against the anchor, raw torch::jit::Module::forward, on
+// the same TorchScript MLP (32 -> 64 -> 64 -> 1, ReLU, sigmoid), one intra-op thread.
+// Run through bench/run_executor_bench.py, which makes the model and prints ratios.
+//
+//   EMBER_BENCH_MODEL=mlp.pt bench_executor [google-benchmark flags]
+#include <ATen/Parallel.h>
+#include <torch/script.h>
+
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ember/ember.hpp"
+
+namespace {
+
+std::string model_path() {
+  const char* path = std::getenv("EMBER_BENCH_MODEL");
+  return path != nullptr ? path : "mlp.pt";
+}
+
+std::vector<float> make_rows(std::int64_t batch) {
+  std::vector<float> rows(static_cast<std::size_t>(batch * 32));
+  for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<float>((i * 37) % 101) / 50.0f - 1.0f;
+  return rows;
+}
+
+// state.range(0): batch size; state.range(1): 1 = frozen + optimize_for_inference.
+void BM_RawForward(benchmark::State& state) {
+  const std::int64_t batch = state.range(0);
+  const bool frozen = state.range(1) != 0;
+  at::set_num_threads(1);
+  torch::jit::Module module = torch::jit::load(model_path(), torch::kCPU);
+  module.eval();
+  if (frozen) {
+    torch::jit::Module f = torch::jit::freeze(module);
+    module = torch::jit::optimize_for_inference(f);
+  }
+  std::vector<float> rows = make_rows(batch);
+  c10::InferenceMode guard;
+  torch::Tensor x = torch::from_blob(rows.data(), {batch, 32}, torch::kFloat);
+  for (int i = 0; i < 50; ++i) module.forward({x});
+  for (auto _ : state) {
+    torch::Tensor y = module.forward({x}).toTensor();
+    benchmark::DoNotOptimize(y.data_ptr());
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+
+void BM_EmberRun(benchmark::State& state) {
+  const std::int64_t batch = state.range(0);
+  ember::ExecutorOptions options;
+  options.device = "cpu";
+  options.optimize = state.range(1) != 0;
+  options.intra_op_threads = 1;
+  std::vector<float> rows = make_rows(batch);
+  auto input = ember::Tensor::view(std::span<float>(rows), {batch, 32});
+  options.example_inputs = {*input};
+  options.warmup_runs = 50;
+  auto exec = ember::TorchExecutor::load(model_path(), options);
+  if (!exec.ok()) {
+    state.SkipWithError(exec.status().to_string().c_str());
+    return;
+  }
+  const std::vector<ember::Tensor> inputs{*input};
+  for (auto _ : state) {
+    auto out = (*exec)->run(inputs);
+    benchmark::DoNotOptimize(out);
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+
+void Args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"batch", "frozen"});
+  for (std::int64_t batch : {1, 64}) {
+    for (std::int64_t frozen : {1, 0}) b->Args({batch, frozen});
+  }
+  b->Unit(benchmark::kMicrosecond);
+}
+
+BENCHMARK(BM_RawForward)->Apply(Args);
+BENCHMARK(BM_EmberRun)->Apply(Args);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,69 @@
+"""Runs bench_executor (ember vs raw LibTorch forward) and prints medians and ratios.
+
+    python bench/run_executor_bench.py [--build build] [--repetitions 9] [--min-time 0.2]
+
+The model is generated into the build folder first. Every benchmark is repeated with
+random interleaving, so slow phases of a noisy machine hit both sides alike; the
+table gives the median of the repetitions and the overhead of ember over raw forward.
+The goal: ember adds at most max(10%, 1 us) to raw forward at batch 1.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--build", default=os.path.join(ROOT, "build"), help="the CMake build folder")
+    parser.add_argument("--repetitions", type=int, default=9)
+    parser.add_argument("--min-time", type=float, default=0.2, help="seconds per repetition")
+    parser.add_argument("--json", help="also write the raw Google Benchmark JSON here")
+    args = parser.parse_args()
+
+    binary = os.path.join(args.build, "bench", "bench_executor")
+    if not os.path.exists(binary):
+        print(f"error: {binary} not found; build with EMBER_BUILD_BENCH=ON (scripts/build does)", file=sys.stderr)
+        return 1
+    model_dir = os.path.join(args.build, "bench", "models")
+    subprocess.run([sys.executable, os.path.join(ROOT, "tests", "models", "make_models.py"), model_dir, "--only", "mlp"],
+                   check=True, stdout=subprocess.DEVNULL)
+    env = dict(os.environ, EMBER_BENCH_MODEL=os.path.join(model_dir, "mlp.pt"), OMP_NUM_THREADS="1")
+    cmd = [binary, f"--benchmark_repetitions={args.repetitions}", "--benchmark_enable_random_interleaving=true",
+           f"--benchmark_min_time={args.min_time}", "--benchmark_format=json"]
+    print("running:", " ".join(cmd[1:]), file=sys.stderr)
+    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(out)
+    runs = {}
+    for b in json.loads(out)["benchmarks"]:
+        if b.get("run_type") != "iteration":
+            continue
+        runs.setdefault(b["run_name"], []).append(b["real_time"])  # microseconds
+
+    print(f"{'batch':>5} {'frozen':>6} {'raw forward us':>15} {'ember us':>9} {'ratio':>6} {'overhead us':>11}  goal")
+    verdicts = []
+    for batch in (1, 64):
+        for frozen in (1, 0):
+            suffix = f"/batch:{batch}/frozen:{frozen}"
+            raw = statistics.median(runs["BM_RawForward" + suffix])
+            ours = statistics.median(runs["BM_EmberRun" + suffix])
+            overhead = ours - raw
+            goal = ""
+            if batch == 1:
+                ok = overhead <= max(0.10 * raw, 1.0)
+                verdicts.append(ok)
+                goal = "met" if ok else "MISSED"
+            print(f"{batch:>5} {frozen:>6} {raw:>15.2f} {ours:>9.2f} {ours / raw:>6.3f} {overhead:>11.2f}  {goal}")
+    print(f"medians of {args.repetitions} interleaved repetitions; goal at batch 1: overhead <= max(10%, 1 us)")
+    return 0 if all(verdicts) else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Trains the demo model: a small PyTorch classifier on scikit-learn's bundled breast
+cancer data set, with the feature standardisation folded into the module, and saves
+it as TorchScript for ember. Also writes a few held-out rows for the demo to score,
+and PyTorch's own predictions for them, so the demo can show that ember agrees.
+
+    python examples/train_demo_model.py OUT_DIR
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+from sklearn.datasets import load_breast_cancer
+from sklearn.model_selection import train_test_split
+from torch import nn
+
+
+class Classifier(nn.Module):
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+        self.net = nn.Sequential(nn.Linear(30, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Probability that each row (30 raw features) is benign."""
+        return torch.sigmoid(self.net((x - self.mean) / self.std)).squeeze(-1)
+
+
+def main(out_dir: str) -> int:
+    os.makedirs(out_dir, exist_ok=True)
+    torch.manual_seed(0)
+    data = load_breast_cancer()
+    x_train, x_test, y_train, y_test = train_test_split(
+        data.data.astype(np.float32), data.target.astype(np.float32), test_size=0.25, random_state=0,
+        stratify=data.target)
+    xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
+    model = Classifier(xt.mean(dim=0), xt.std(dim=0) + 1e-6)
+    opt = torch.optim.Adam(model.parameters(), lr=0.003, weight_decay=1e-3)
+    loss_fn = nn.BCELoss()
+    for _ in range(120):
+        opt.zero_grad()
+        loss = loss_fn(model(xt), yt)
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        test_pred = model(torch.from_numpy(x_test))
+    accuracy = float(((test_pred > 0.5).float().numpy() == y_test).mean())
+
+    torch.jit.script(model).save(os.path.join(out_dir, "model.pt"))
+    rows = x_test[:5]
+    with open(os.path.join(out_dir, "rows.txt"), "w") as f:
+        for row in rows:
+            f.write(" ".join(repr(float(v)) for v in row) + "\n")
+    with open(os.path.join(out_dir, "request.json"), "w") as f:
+        json.dump(rows.tolist(), f)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(rows)).tolist()
+    with open(os.path.join(out_dir, "expected.json"), "w") as f:
+        json.dump({"probability_benign": expected, "labels": y_test[:5].tolist()}, f)
+    print(f"trained on {len(x_train)} rows; held-out accuracy {accuracy:.3f} on {len(x_test)} rows")
+    print("PyTorch's predictions for the 5 demo rows:", " ".join(f"{p:.4f}" for p in expected))
+    print("true labels (1 = benign):                 ", " ".join(str(int(v)) for v in y_test[:5]))
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    sys.exit(main(sys.argv[1]))
