@@ -101,6 +101,11 @@ class EMBER_API Tensor {
                    Device::cpu());
   }
 
+  template <typename T>
+  static Result<Tensor> view(std::vector<T>& data, std::vector<std::int64_t> shape) {
+    return view(std::span<T>(data), std::move(shape));
+  }
+
   /// A zero-copy view of `data` (host or device memory). Same lifetime rule as view().
   static Result<Tensor> view_bytes(void* data, DType dtype, std::vector<std::int64_t> shape,
                                    Device device = Device::cpu());

@@ -92,6 +92,13 @@ TEST_CASE("view shares caller memory without copying", "[tensor]") {
   v[5] = 60;
   CHECK(t->values<std::int32_t>()[5] == 60);
   CHECK(Tensor::view(std::span<std::int32_t>(v), {4}).status().code() == StatusCode::kInvalidArgument);
+  auto from_vector = Tensor::view(v, {6});
+  REQUIRE(from_vector.ok());
+  CHECK(from_vector->data() == v.data());
+  const std::vector<std::int32_t>& readonly = v;
+  auto const_view = Tensor::view(std::span<const std::int32_t>(readonly), {2, 3});
+  REQUIRE(const_view.ok());
+  CHECK(const_view->dtype() == DType::kInt32);
   CHECK(Tensor::view_bytes(nullptr, DType::kFloat32, {2}).status().code() == StatusCode::kInvalidArgument);
   CHECK(Tensor::view_bytes(nullptr, DType::kFloat32, {0}).ok());
 }
