@@ -51,6 +51,9 @@ constexpr DType dtype_of() noexcept {
   else return DType::kBool;
 }
 
+/// "[2, 3]"; "[]" for a 0-dim shape.
+EMBER_API std::string shape_to_string(std::span<const std::int64_t> shape);
+
 /// Where a buffer lives.
 struct EMBER_API Device {
   enum class Type : std::uint8_t { kCpu, kCuda };

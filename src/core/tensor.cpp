@@ -70,9 +70,7 @@ Result<Device> Device::parse(std::string_view text) {
 
 std::string Device::to_string() const { return is_cpu() ? "cpu" : "cuda:" + std::to_string(index); }
 
-namespace {
-
-std::string shape_string(const std::vector<std::int64_t>& shape) {
+std::string shape_to_string(std::span<const std::int64_t> shape) {
   std::string s = "[";
   for (std::size_t i = 0; i < shape.size(); ++i) {
     if (i != 0) s += ", ";
@@ -81,13 +79,15 @@ std::string shape_string(const std::vector<std::int64_t>& shape) {
   return s + "]";
 }
 
+namespace {
+
 // Element count of `shape`, or an error for negative sizes and byte counts that overflow.
 Result<std::int64_t> checked_numel(const std::vector<std::int64_t>& shape, DType dtype) {
   const auto max_elements = static_cast<std::int64_t>(std::numeric_limits<std::int64_t>::max() / dtype_size(dtype));
   std::int64_t n = 1;
   for (const std::int64_t d : shape) {
-    if (d < 0) return invalid_argument("negative dimension in shape " + shape_string(shape));
-    if (d != 0 && n > max_elements / d) return resource_exhausted("shape " + shape_string(shape) + " is too large");
+    if (d < 0) return invalid_argument("negative dimension in shape " + shape_to_string(shape));
+    if (d != 0 && n > max_elements / d) return resource_exhausted("shape " + shape_to_string(shape) + " is too large");
     n *= d;
   }
   return n;
@@ -99,7 +99,7 @@ Result<Tensor> Tensor::make(void* data, DType dtype, std::vector<std::int64_t> s
                             std::shared_ptr<const void> owner) {
   auto numel = checked_numel(shape, dtype);
   if (!numel.ok()) return numel.status();
-  if (data == nullptr && *numel != 0) return invalid_argument("null data for a tensor of shape " + shape_string(shape));
+  if (data == nullptr && *numel != 0) return invalid_argument("null data for a tensor of shape " + shape_to_string(shape));
   Tensor t;
   t.data_ = data;
   t.owner_ = std::move(owner);
@@ -126,7 +126,7 @@ Result<Tensor> Tensor::copy_of(const void* data, std::size_t count, DType dtype,
   auto t = zeros(dtype, std::move(shape));
   if (!t.ok()) return t;
   if (static_cast<std::size_t>(t->numel()) != count) {
-    return invalid_argument(std::to_string(count) + " values do not fill shape " + shape_string(t->shape()));
+    return invalid_argument(std::to_string(count) + " values do not fill shape " + shape_to_string(t->shape()));
   }
   if (count != 0) std::memcpy(t->data(), data, count * dtype_size(dtype));
   return t;
@@ -136,7 +136,7 @@ Result<Tensor> Tensor::view_of(void* data, std::size_t count, DType dtype, std::
                                Device device) {
   auto t = make(data, dtype, std::move(shape), device, nullptr);
   if (t.ok() && static_cast<std::size_t>(t->numel()) != count) {
-    return invalid_argument(std::to_string(count) + " values do not fill shape " + shape_string(t->shape()));
+    return invalid_argument(std::to_string(count) + " values do not fill shape " + shape_to_string(t->shape()));
   }
   return t;
 }
@@ -162,7 +162,7 @@ Result<Tensor> Tensor::reshape(std::vector<std::int64_t> shape) const {
   auto numel = checked_numel(shape, dtype_);
   if (!numel.ok()) return numel.status();
   if (*numel != numel_) {
-    return invalid_argument("cannot reshape " + shape_string(shape_) + " to " + shape_string(shape));
+    return invalid_argument("cannot reshape " + shape_to_string(shape_) + " to " + shape_to_string(shape));
   }
   Tensor t = *this;
   t.shape_ = std::move(shape);
@@ -205,7 +205,7 @@ Result<bool> Tensor::all_finite() const {
 
 std::string Tensor::describe() const {
   if (!defined_) return "undefined";
-  return std::string(dtype_name(dtype_)) + shape_string(shape_) + " " + device_.to_string();
+  return std::string(dtype_name(dtype_)) + shape_to_string(shape_) + " " + device_.to_string();
 }
 
 Status NamedTensors::add(std::string name, Tensor tensor) {

@@ -146,12 +146,6 @@ Status status_from_current_exception(const std::string& context) {
   }
 }
 
-std::string shape_string(const std::vector<std::int64_t>& shape) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 bool is_tensor_type(const c10::TypePtr& type) {
   if (type->kind() == c10::TypeKind::TensorType) return true;
   if (auto opt = type->cast<c10::OptionalType>()) return opt->getElementType()->kind() == c10::TypeKind::TensorType;
@@ -238,8 +232,8 @@ Status TorchExecutorImpl::check_inputs(std::span<const Tensor> inputs) const {
         shape_ok = spec.shape[d] < 0 || spec.shape[d] == t.shape()[d];
       }
       if (!shape_ok) {
-        return invalid_argument(input_label(i) + ": expected shape " + shape_string(spec.shape) + ", got " +
-                                shape_string(t.shape()));
+        return invalid_argument(input_label(i) + ": expected shape " + shape_to_string(spec.shape) + ", got " +
+                                shape_to_string(t.shape()));
       }
     }
     if (non_finite == NonFinitePolicy::kReject && is_floating(t.dtype()) && t.device().is_cpu()) {
