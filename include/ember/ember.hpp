@@ -4,7 +4,9 @@
 
 #include "ember/executor.hpp"
 #include "ember/export.hpp"
+#include "ember/json.hpp"
 #include "ember/log.hpp"
+#include "ember/schema.hpp"
 #include "ember/status.hpp"
 #include "ember/tensor.hpp"
 #include "ember/version.hpp"

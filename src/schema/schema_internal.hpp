@@ -1,0 +1,114 @@
+#pragma once
+
+// Private: the compiled form of a schema.
+#include <re2/re2.h>
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ember/schema.hpp"
+
+namespace ember::detail {
+
+enum TypeBits : std::uint8_t {
+  kNullBit = 1,
+  kBoolBit = 2,
+  kIntegerBit = 4,
+  kNumberBit = 8,  // includes integers
+  kStringBit = 16,
+  kArrayBit = 32,
+  kObjectBit = 64,
+  kAllTypes = 127,
+};
+
+struct Node;
+
+struct Property {
+  std::string name;
+  const Node* node = nullptr;
+};
+
+enum class Additional : std::uint8_t { kAllow, kDeny, kSchema };
+
+// An enum or const value, with fast forms for the common scalar cases.
+struct Constant {
+  nlohmann::ordered_json value;
+  std::string canonical;  // canonical JSON text, for arrays and objects
+};
+
+struct Node {
+  std::string path;  // JSON Pointer of this schema in the document
+  bool is_false = false;
+  std::uint8_t types = kAllTypes;
+  bool has_type = false;
+
+  std::optional<double> minimum, maximum, exclusive_minimum, exclusive_maximum, multiple_of;
+
+  std::optional<std::uint64_t> min_length, max_length;
+  std::unique_ptr<re2::RE2> pattern;
+
+  const Node* items = nullptr;
+  std::vector<const Node*> prefix_items;
+  std::optional<std::uint64_t> min_items, max_items;
+  bool unique_items = false;
+
+  struct NameHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  std::vector<Property> properties;
+  std::unordered_map<std::string, std::size_t, NameHash, std::equal_to<>> property_index;
+  std::vector<std::string> required;
+  Additional additional = Additional::kAllow;
+  const Node* additional_node = nullptr;
+
+  std::optional<Constant> const_value;
+  std::vector<Constant> enum_values;
+  bool has_enum = false;
+
+  std::vector<const Node*> all_of, any_of, one_of;
+  const Node* not_node = nullptr;
+  const Node* ref = nullptr;
+
+  std::optional<double> train_min, train_max;
+};
+
+// How the features sit in one object schema: for each of its properties, the feature
+// it fills (or -1) and, for a nested object, the plan for that object.
+struct Plan {
+  const Node* object_node = nullptr;
+  struct Field {
+    std::int64_t feature = -1;
+    const Plan* nested = nullptr;
+  };
+  std::vector<Field> fields;  // by property index
+};
+
+struct SchemaImpl {
+  SchemaOptions options;
+  std::deque<Node> nodes;
+  const Node* root = nullptr;
+  std::deque<Plan> plans;
+  const Plan* root_plan = nullptr;
+  std::vector<FeatureSpec> features;
+  std::vector<const Node*> feature_nodes;  // the property schema of each feature
+  std::unordered_map<std::string, std::size_t, Node::NameHash, std::equal_to<>> feature_by_name;
+  Additional root_additional = Additional::kAllow;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> flag_counts;
+};
+
+// Canonical JSON text: object keys sorted, numbers with integral values written as
+// integers. Two JSON values are equal in JSON Schema's sense iff their texts are equal.
+std::string canonical_json(const nlohmann::ordered_json& value);
+void append_canonical_number(std::string& out, double value);
+
+Result<std::shared_ptr<SchemaImpl>> compile_schema(std::string_view text, const SchemaOptions& options);
+
+}  // namespace ember::detail

@@ -1,0 +1,929 @@
+// Validation: walks a record (simdjson DOM, or the scalars of a Record) against the
+// compiled Nodes, collecting errors with their paths and writing features into rows.
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+
+#include "json_internal.hpp"
+#include "schema_internal.hpp"
+
+namespace ember {
+namespace detail {
+namespace {
+
+constexpr float kMissing = std::numeric_limits<float>::quiet_NaN();
+
+// ---- instances -------------------------------------------------------------------
+
+struct SimdValue {
+  simdjson::dom::element e;
+
+  // By value: iterating a temporary simdjson_result would dangle.
+  simdjson::dom::array arr() const noexcept {
+    simdjson::dom::array a;
+    if (e.get_array().get(a) != simdjson::SUCCESS) return {};
+    return a;
+  }
+  simdjson::dom::object obj() const noexcept {
+    simdjson::dom::object o;
+    if (e.get_object().get(o) != simdjson::SUCCESS) return {};
+    return o;
+  }
+
+  JsonType type() const noexcept {
+    using T = simdjson::dom::element_type;
+    switch (e.type()) {
+      case T::ARRAY: return JsonType::kArray;
+      case T::OBJECT: return JsonType::kObject;
+      case T::INT64: return JsonType::kInt64;
+      case T::UINT64: return JsonType::kUint64;
+      case T::DOUBLE: return JsonType::kDouble;
+      case T::STRING: return JsonType::kString;
+      case T::BOOL: return JsonType::kBool;
+      case T::NULL_VALUE: return JsonType::kNull;
+    }
+    return JsonType::kNull;
+  }
+  bool as_bool() const noexcept { return e.get_bool().value_unsafe(); }
+  double as_double() const noexcept {
+    switch (e.type()) {
+      case simdjson::dom::element_type::INT64: return static_cast<double>(e.get_int64().value_unsafe());
+      case simdjson::dom::element_type::UINT64: return static_cast<double>(e.get_uint64().value_unsafe());
+      default: return e.get_double().value_unsafe();
+    }
+  }
+  std::string_view as_string() const noexcept { return e.get_string().value_unsafe(); }
+  template <typename F>
+  bool for_items(F&& f) const {
+    std::size_t i = 0;
+    for (simdjson::dom::element x : arr()) {
+      if (!f(i++, SimdValue{x})) return false;
+    }
+    return true;
+  }
+  std::size_t array_size() const noexcept {
+    std::size_t n = 0;
+    for ([[maybe_unused]] simdjson::dom::element x : arr()) ++n;
+    return n;
+  }
+  template <typename F>
+  bool for_fields(F&& f) const {
+    for (auto field : obj()) {
+      if (!f(field.key, SimdValue{field.value})) return false;
+    }
+    return true;
+  }
+  std::size_t object_size() const noexcept {
+    std::size_t n = 0;
+    for ([[maybe_unused]] auto field : obj()) ++n;
+    return n;
+  }
+  void canonical(std::string& out) const {
+    switch (type()) {
+      case JsonType::kObject: {
+        std::vector<std::pair<std::string_view, simdjson::dom::element>> fields;
+        for (auto field : obj()) fields.emplace_back(field.key, field.value);
+        std::sort(fields.begin(), fields.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+        out += '{';
+        for (std::size_t i = 0; i < fields.size(); ++i) {
+          if (i) out += ',';
+          out += nlohmann::json(std::string(fields[i].first)).dump();
+          out += ':';
+          SimdValue{fields[i].second}.canonical(out);
+        }
+        out += '}';
+        return;
+      }
+      case JsonType::kArray: {
+        out += '[';
+        bool first = true;
+        for (simdjson::dom::element x : arr()) {
+          if (!first) out += ',';
+          first = false;
+          SimdValue{x}.canonical(out);
+        }
+        out += ']';
+        return;
+      }
+      case JsonType::kInt64: out += std::to_string(e.get_int64().value_unsafe()); return;
+      case JsonType::kUint64: out += std::to_string(e.get_uint64().value_unsafe()); return;
+      case JsonType::kDouble: append_canonical_number(out, as_double()); return;
+      case JsonType::kString: out += nlohmann::json(std::string(as_string())).dump(); return;
+      case JsonType::kBool: out += as_bool() ? "true" : "false"; return;
+      case JsonType::kNull: out += "null"; return;
+    }
+  }
+};
+
+// One scalar of a Record (or a coerced value). Never an array or object.
+struct ScalarValue {
+  const Record::Value* v;
+  JsonType type() const noexcept {
+    switch (v->index()) {
+      case 1: return JsonType::kBool;
+      case 2: return JsonType::kInt64;
+      case 3: return JsonType::kDouble;
+      case 4: return JsonType::kString;
+      default: return JsonType::kNull;
+    }
+  }
+  bool as_bool() const noexcept { return std::get<bool>(*v); }
+  double as_double() const noexcept {
+    return v->index() == 2 ? static_cast<double>(std::get<std::int64_t>(*v)) : std::get<double>(*v);
+  }
+  std::string_view as_string() const noexcept { return std::get<std::string>(*v); }
+  template <typename F>
+  bool for_items(F&&) const { return true; }
+  std::size_t array_size() const noexcept { return 0; }
+  template <typename F>
+  bool for_fields(F&&) const { return true; }
+  std::size_t object_size() const noexcept { return 0; }
+  void canonical(std::string& out) const {
+    switch (type()) {
+      case JsonType::kInt64: out += std::to_string(std::get<std::int64_t>(*v)); return;
+      case JsonType::kDouble: append_canonical_number(out, as_double()); return;
+      case JsonType::kString: out += nlohmann::json(std::string(as_string())).dump(); return;
+      case JsonType::kBool: out += as_bool() ? "true" : "false"; return;
+      default: out += "null"; return;
+    }
+  }
+};
+
+template <typename V>
+bool is_number(const V& v) {
+  const JsonType t = v.type();
+  return t == JsonType::kInt64 || t == JsonType::kUint64 || t == JsonType::kDouble;
+}
+
+template <typename V>
+bool is_integral(const V& v) {
+  const JsonType t = v.type();
+  if (t == JsonType::kInt64 || t == JsonType::kUint64) return true;
+  if (t != JsonType::kDouble) return false;
+  const double d = v.as_double();
+  return std::isfinite(d) && d == std::floor(d);
+}
+
+template <typename V>
+std::uint8_t type_bit(const V& v) {
+  switch (v.type()) {
+    case JsonType::kNull: return kNullBit;
+    case JsonType::kBool: return kBoolBit;
+    case JsonType::kInt64:
+    case JsonType::kUint64: return kIntegerBit;
+    case JsonType::kDouble: return is_integral(v) ? kIntegerBit : kNumberBit;
+    case JsonType::kString: return kStringBit;
+    case JsonType::kArray: return kArrayBit;
+    case JsonType::kObject: return kObjectBit;
+  }
+  return 0;
+}
+
+std::string type_names(std::uint8_t bits) {
+  std::string out;
+  const auto add = [&](const char* s) {
+    if (!out.empty()) out += " or ";
+    out += s;
+  };
+  if (bits & kObjectBit) add("object");
+  if (bits & kArrayBit) add("array");
+  if (bits & kStringBit) add("string");
+  if (bits & kNumberBit) add("number");
+  else if (bits & kIntegerBit) add("integer");
+  if (bits & kBoolBit) add("boolean");
+  if (bits & kNullBit) add("null");
+  return out;
+}
+
+std::string number_text(double x) {
+  std::string out;
+  append_canonical_number(out, x);
+  return out;
+}
+
+std::string quote_text(std::string_view s) {
+  constexpr std::size_t kMax = 60;
+  std::string out = nlohmann::json(std::string(s.substr(0, kMax))).dump(-1, ' ', false,
+                                                                         nlohmann::json::error_handler_t::replace);
+  if (s.size() > kMax) out.insert(out.size() - 1, "...");
+  return out;
+}
+
+template <typename V>
+std::string describe(const V& v) {
+  switch (v.type()) {
+    case JsonType::kString: return quote_text(v.as_string());
+    case JsonType::kInt64:
+    case JsonType::kUint64:
+    case JsonType::kDouble: return number_text(v.as_double());
+    case JsonType::kBool: return v.as_bool() ? "true" : "false";
+    case JsonType::kNull: return "null";
+    case JsonType::kArray: return "an array";
+    case JsonType::kObject: return "an object";
+  }
+  return "a value";
+}
+
+std::size_t utf8_length(std::string_view s) {
+  std::size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+bool valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = c < 0x80 ? 1 : (c >= 0xC2 && c <= 0xDF) ? 2 : (c >= 0xE0 && c <= 0xEF) ? 3 : (c >= 0xF0 && c <= 0xF4) ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    std::uint32_t cp = n == 1 ? c : (c & (0x7F >> n));
+    for (std::size_t k = 1; k < n; ++k) {
+      const auto b = static_cast<unsigned char>(s[i + k]);
+      if ((b & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (b & 0x3F);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
+template <typename V>
+bool equals_constant(const V& v, const Constant& c) {
+  const auto& j = c.value;
+  switch (v.type()) {
+    case JsonType::kString: return j.is_string() && j.get_ref<const std::string&>() == v.as_string();
+    case JsonType::kBool: return j.is_boolean() && j.get<bool>() == v.as_bool();
+    case JsonType::kNull: return j.is_null();
+    case JsonType::kInt64:
+    case JsonType::kUint64:
+    case JsonType::kDouble: return j.is_number() && j.get<double>() == v.as_double();
+    default: {
+      if (!j.is_array() && !j.is_object()) return false;
+      std::string text;
+      v.canonical(text);
+      return text == c.canonical;
+    }
+  }
+}
+
+// ---- the walk -----------------------------------------------------------------------
+
+struct Segment {
+  std::string_view text;  // a key, or a ready-made JSON Pointer (raw)
+  std::size_t index = 0;
+  enum Kind : std::uint8_t { kKey, kIndex, kRaw } kind = kKey;
+};
+
+class Walker {
+ public:
+  Walker(const SchemaImpl& schema, ValidationReport* report, FeatureRow* row)
+      : s_(schema), report_(report), row_(row), cap_(schema.options.max_errors),
+        max_string_(schema.options.limits.max_string_bytes) {
+    path_.reserve(16);
+  }
+
+  template <typename V>
+  bool validate(const Node& n, const V& v, const Plan* plan) {
+    if (stopped()) return false;
+    if (n.is_false) return fail(n, "false", "no value is allowed here");
+    const std::uint8_t bit = type_bit(v);
+    if (n.has_type && !(n.types & bit)) {
+      return fail(n, "type", "expected " + type_names(n.types) + ", got " + describe(v));
+    }
+    bool ok = true;
+    if (n.const_value && !equals_constant(v, *n.const_value)) {
+      ok = fail(n, "const", describe(v) + " is not the constant " + n.const_value->value.dump());
+      if (probing_) return false;
+    }
+    if (n.has_enum) {
+      bool found = false;
+      for (const auto& c : n.enum_values) {
+        if (equals_constant(v, c)) {
+          found = true;
+          break;
+        }
+      }
+      if (!found) {
+        std::string allowed;
+        for (std::size_t i = 0; i < n.enum_values.size() && i < 10; ++i) {
+          allowed += (i ? ", " : "") + n.enum_values[i].value.dump();
+        }
+        if (n.enum_values.size() > 10) allowed += ", ...";
+        ok = fail(n, "enum", describe(v) + " is not one of " + allowed);
+        if (probing_) return false;
+      }
+    }
+    switch (v.type()) {
+      case JsonType::kInt64:
+      case JsonType::kUint64:
+      case JsonType::kDouble: ok = numeric(n, v) && ok; break;
+      case JsonType::kString: ok = string(n, v.as_string()) && ok; break;
+      case JsonType::kArray: ok = array(n, v) && ok; break;
+      case JsonType::kObject: ok = object(n, v, plan) && ok; break;
+      default: break;
+    }
+    if (!ok && probing_) return false;
+    if (n.ref) ok = validate(*n.ref, v, plan) && ok;
+    for (const Node* sub : n.all_of) {
+      if (!ok && probing_) return false;
+      ok = validate(*sub, v, plan) && ok;
+    }
+    if (!n.any_of.empty()) ok = any_of(n, v, plan) && ok;
+    if (!n.one_of.empty()) ok = one_of(n, v, plan) && ok;
+    if (n.not_node && probe(*n.not_node, v)) ok = fail(n, "not", describe(v) + " must not match the schema in not");
+    return ok;
+  }
+
+  // Validates a feature's value and writes it into the row, applying the policy.
+  template <typename V>
+  bool feature(std::size_t f, const Node& node, const V& v) {
+    const FeatureSpec& spec = s_.features[f];
+    if (spec.policy == FieldPolicy::kReject || probe(node, v)) {
+      const bool ok = spec.policy == FieldPolicy::kReject ? validate(node, v, nullptr) : true;
+      write(f, v);
+      return ok;
+    }
+    if (spec.policy == FieldPolicy::kCoerce) {
+      if (auto coerced = coerce(spec.kind, v)) {
+        const ScalarValue cv{&*coerced};
+        const bool ok = validate(node, cv, nullptr);
+        write(f, cv);
+        return ok;
+      }
+      return validate(node, v, nullptr);
+    }
+    flag(f);  // kFlag: accepted as missing
+    return true;
+  }
+
+  template <typename V>
+  bool record(const V& v, const Plan* plan) {
+    if (v.type() != JsonType::kObject) return fail(*s_.root, "type", "a record must be a JSON object, got " + describe(v));
+    return validate(*s_.root, v, plan);
+  }
+
+  bool required_missing(const Node& n, const std::string& name) {
+    return fail(n, "required", "missing required property " + quote_text(name));
+  }
+  bool not_allowed(const Node& n, std::string_view key) {
+    return fail(n, "additionalProperties", "property " + quote_text(key) + " is not allowed");
+  }
+
+  void push_raw(std::string_view pointer) { path_.push_back({pointer, 0, Segment::kRaw}); }
+  void pop() { path_.pop_back(); }
+  bool stopped() const { return !probing_ && report_ != nullptr && report_->truncated(); }
+
+ private:
+  template <typename V>
+  bool probe(const Node& n, const V& v) {
+    ++probing_;
+    const bool ok = validate(n, v, nullptr);
+    --probing_;
+    return ok;
+  }
+
+  bool fail(const Node& n, const char* keyword, std::string message) {
+    if (probing_ || report_ == nullptr) return false;
+    ValidationError e;
+    for (const Segment& seg : path_) {
+      if (seg.kind == Segment::kRaw) {
+        e.instance_path += seg.text;
+        continue;
+      }
+      e.instance_path += '/';
+      if (seg.kind == Segment::kIndex) {
+        e.instance_path += std::to_string(seg.index);
+      } else {
+        for (char c : seg.text) {
+          if (c == '~') e.instance_path += "~0";
+          else if (c == '/') e.instance_path += "~1";
+          else e.instance_path += c;
+        }
+      }
+    }
+    e.schema_path = n.path + "/" + keyword;
+    e.keyword = keyword;
+    e.message = std::move(message);
+    report_->add_error(std::move(e), cap_);
+    return false;
+  }
+
+  template <typename V>
+  bool numeric(const Node& n, const V& v) {
+    const double x = v.as_double();
+    bool ok = true;
+    if (n.minimum && x < *n.minimum) {
+      ok = fail(n, "minimum", number_text(x) + " is less than the minimum " + number_text(*n.minimum));
+    }
+    if (n.maximum && x > *n.maximum) {
+      ok = fail(n, "maximum", number_text(x) + " is greater than the maximum " + number_text(*n.maximum));
+    }
+    if (n.exclusive_minimum && !(x > *n.exclusive_minimum)) {
+      ok = fail(n, "exclusiveMinimum", number_text(x) + " is not greater than " + number_text(*n.exclusive_minimum));
+    }
+    if (n.exclusive_maximum && !(x < *n.exclusive_maximum)) {
+      ok = fail(n, "exclusiveMaximum", number_text(x) + " is not less than " + number_text(*n.exclusive_maximum));
+    }
+    if (n.multiple_of) {
+      const double q = x / *n.multiple_of;
+      if (!std::isfinite(q) || std::abs(q - std::round(q)) > 1e-9 * std::max(1.0, std::abs(q))) {
+        ok = fail(n, "multipleOf", number_text(x) + " is not a multiple of " + number_text(*n.multiple_of));
+      }
+    }
+    return ok;
+  }
+
+  bool string(const Node& n, std::string_view s) {
+    if (s.size() > max_string_) {
+      return fail(n, "maxLength", "string of " + std::to_string(s.size()) + " bytes is over the limit of " +
+                                      std::to_string(max_string_) + " bytes");
+    }
+    bool ok = true;
+    if (n.min_length || n.max_length) {
+      const std::size_t len = utf8_length(s);
+      if (n.min_length && len < *n.min_length) {
+        ok = fail(n, "minLength", quote_text(s) + " is shorter than " + std::to_string(*n.min_length) + " characters");
+      }
+      if (n.max_length && len > *n.max_length) {
+        ok = fail(n, "maxLength", quote_text(s) + " is longer than " + std::to_string(*n.max_length) + " characters");
+      }
+    }
+    if (n.pattern && !re2::RE2::PartialMatch(re2::StringPiece(s.data(), s.size()), *n.pattern)) {
+      ok = fail(n, "pattern", quote_text(s) + " does not match the pattern " + quote_text(n.pattern->pattern()));
+    }
+    return ok;
+  }
+
+  template <typename V>
+  bool array(const Node& n, const V& v) {
+    bool ok = true;
+    if (n.min_items || n.max_items) {
+      const std::size_t size = v.array_size();
+      if (n.min_items && size < *n.min_items) {
+        ok = fail(n, "minItems", "array of " + std::to_string(size) + " items has fewer than " +
+                                     std::to_string(*n.min_items));
+      }
+      if (n.max_items && size > *n.max_items) {
+        ok = fail(n, "maxItems", "array of " + std::to_string(size) + " items has more than " +
+                                     std::to_string(*n.max_items));
+      }
+    }
+    if (!n.prefix_items.empty() || n.items) {
+      v.for_items([&](std::size_t i, const auto& item) {
+        const Node* sub = i < n.prefix_items.size() ? n.prefix_items[i] : n.items;
+        if (sub == nullptr) return true;
+        path_.push_back({{}, i, Segment::kIndex});
+        ok = validate(*sub, item, nullptr) && ok;
+        path_.pop_back();
+        return ok || !(probing_ || stopped());
+      });
+    }
+    if (n.unique_items) {
+      std::map<std::string, std::size_t> seen;
+      v.for_items([&](std::size_t i, const auto& item) {
+        std::string text;
+        item.canonical(text);
+        auto [it, fresh] = seen.emplace(std::move(text), i);
+        if (!fresh) {
+          ok = fail(n, "uniqueItems", "items " + std::to_string(it->second) + " and " + std::to_string(i) + " are equal");
+          return false;
+        }
+        return true;
+      });
+    }
+    return ok;
+  }
+
+  template <typename V>
+  bool object(const Node& n, const V& v, const Plan* plan) {
+    const bool apply = plan != nullptr && plan->object_node == &n && row_ != nullptr;
+    const std::size_t np = n.properties.size();
+    std::array<std::uint64_t, 4> seen_small{};
+    std::vector<std::uint64_t> seen_large;
+    std::uint64_t* seen = seen_small.data();
+    if (np > 256) {
+      seen_large.assign((np + 63) / 64, 0);
+      seen = seen_large.data();
+    }
+    std::array<std::string_view, 16> others_small;
+    std::vector<std::string_view> others_large;
+    std::size_t others = 0;
+    bool ok = true;
+    std::size_t hint = 0;
+    v.for_fields([&](std::string_view key, const auto& value) {
+      if (key.size() > max_string_) {
+        ok = fail(n, "propertyNames", "key of " + std::to_string(key.size()) + " bytes is over the limit of " +
+                                          std::to_string(max_string_) + " bytes");
+        return !(probing_ || stopped());
+      }
+      std::size_t idx = np;
+      if (hint < np && n.properties[hint].name == key) {
+        idx = hint;
+      } else if (np != 0) {
+        if (auto it = n.property_index.find(key); it != n.property_index.end()) idx = it->second;
+      }
+      path_.push_back({key, 0, Segment::kKey});
+      if (idx < np) {
+        hint = idx + 1;
+        if (seen[idx / 64] & (std::uint64_t{1} << (idx % 64))) {
+          ok = fail(n, "json", "duplicate key " + quote_text(key));
+        } else {
+          seen[idx / 64] |= std::uint64_t{1} << (idx % 64);
+          const Node& sub = *n.properties[idx].node;
+          if (apply && plan->fields[idx].feature >= 0) {
+            ok = feature(static_cast<std::size_t>(plan->fields[idx].feature), sub, value) && ok;
+          } else {
+            ok = validate(sub, value, apply ? plan->fields[idx].nested : nullptr) && ok;
+          }
+        }
+      } else {
+        bool duplicate = false;
+        for (std::size_t i = 0; i < others && !duplicate; ++i) {
+          duplicate = (i < others_small.size() ? others_small[i] : others_large[i - others_small.size()]) == key;
+        }
+        if (duplicate) {
+          ok = fail(n, "json", "duplicate key " + quote_text(key));
+        } else {
+          if (others < others_small.size()) others_small[others] = key;
+          else others_large.push_back(key);
+          ++others;
+          if (n.additional == Additional::kDeny) {
+            ok = not_allowed(n, key);
+          } else if (n.additional == Additional::kSchema) {
+            ok = validate(*n.additional_node, value, nullptr) && ok;
+          }
+        }
+      }
+      path_.pop_back();
+      return ok || !(probing_ || stopped());
+    });
+    if (!ok && probing_) return false;
+    for (const std::string& name : n.required) {
+      auto it = n.property_index.find(name);
+      bool present;
+      if (it != n.property_index.end()) {
+        present = (seen[it->second / 64] >> (it->second % 64)) & 1;
+      } else {
+        present = false;
+        for (std::size_t i = 0; i < others && !present; ++i) {
+          present = (i < others_small.size() ? others_small[i] : others_large[i - others_small.size()]) == name;
+        }
+      }
+      if (!present) ok = required_missing(n, name);
+    }
+    return ok;
+  }
+
+  template <typename V>
+  bool any_of(const Node& n, const V& v, const Plan* plan) {
+    for (const Node* b : n.any_of) {
+      if (probe(*b, v)) {
+        if (plan != nullptr) validate(*b, v, plan);  // again, to write nested features
+        return true;
+      }
+    }
+    // One branch of the right type (Optional[T] is anyOf [T, null]): its errors say most.
+    const Node* only = nullptr;
+    int candidates = 0;
+    const std::uint8_t bit = type_bit(v);
+    for (const Node* b : n.any_of) {
+      const Node* t = b->ref && !b->has_type ? b->ref : b;
+      if (!t->has_type || (t->types & bit)) {
+        only = b;
+        ++candidates;
+      }
+    }
+    if (candidates == 1 && !probing_) return validate(*only, v, plan);
+    return fail(n, "anyOf", describe(v) + " does not match any of the " + std::to_string(n.any_of.size()) +
+                                " schemas in anyOf");
+  }
+
+  template <typename V>
+  bool one_of(const Node& n, const V& v, const Plan* plan) {
+    std::size_t matches = 0;
+    const Node* match = nullptr;
+    for (const Node* b : n.one_of) {
+      if (probe(*b, v)) {
+        ++matches;
+        match = b;
+      }
+    }
+    if (matches == 1) {
+      if (plan != nullptr) validate(*match, v, plan);
+      return true;
+    }
+    return fail(n, "oneOf", describe(v) + " matches " + std::to_string(matches) + " of the " +
+                                std::to_string(n.one_of.size()) + " schemas in oneOf (exactly one must match)");
+  }
+
+  template <typename V>
+  static std::optional<Record::Value> coerce(FeatureKind kind, const V& v) {
+    const JsonType t = v.type();
+    switch (kind) {
+      case FeatureKind::kNumber:
+      case FeatureKind::kInteger: {
+        if (t != JsonType::kString) return std::nullopt;
+        const std::string_view s = v.as_string();
+        double d = 0;
+        const auto res = std::from_chars(s.data(), s.data() + s.size(), d);
+        if (res.ec != std::errc() || res.ptr != s.data() + s.size() || !std::isfinite(d)) return std::nullopt;
+        if (kind == FeatureKind::kInteger) {
+          if (d != std::floor(d) || std::abs(d) > 9.0e15) return std::nullopt;
+          return Record::Value(static_cast<std::int64_t>(d));
+        }
+        return Record::Value(d);
+      }
+      case FeatureKind::kBoolean:
+        if (is_number(v) && (v.as_double() == 0.0 || v.as_double() == 1.0)) return Record::Value(v.as_double() == 1.0);
+        if (t == JsonType::kString && (v.as_string() == "true" || v.as_string() == "false")) {
+          return Record::Value(v.as_string() == "true");
+        }
+        return std::nullopt;
+      case FeatureKind::kCategory:
+      case FeatureKind::kText:
+        if (t == JsonType::kInt64 || t == JsonType::kUint64 || (t == JsonType::kDouble && is_integral(v))) {
+          std::string text;
+          append_canonical_number(text, v.as_double());
+          return Record::Value(std::move(text));
+        }
+        if (t == JsonType::kBool) return Record::Value(std::string(v.as_bool() ? "true" : "false"));
+        return std::nullopt;
+    }
+    return std::nullopt;
+  }
+
+  // A value accepted but worth a look: outside the training range, or (kFlag) of the
+  // wrong type, in which case it also becomes missing.
+  void note_flag(std::size_t f) {
+    if (report_ != nullptr) report_->add_flag(static_cast<std::uint32_t>(f));
+    s_.flag_counts[f].fetch_add(1, std::memory_order_relaxed);
+  }
+  void flag(std::size_t f) {
+    if (row_ != nullptr) row_->values[f] = kMissing;
+    note_flag(f);
+  }
+
+  template <typename V>
+  void write(std::size_t f, const V& v) {
+    if (row_ == nullptr) return;
+    const FeatureSpec& spec = s_.features[f];
+    float& slot = row_->values[f];
+    const JsonType t = v.type();
+    switch (spec.kind) {
+      case FeatureKind::kNumber:
+      case FeatureKind::kInteger:
+        if (is_number(v)) {
+          const double x = v.as_double();
+          slot = static_cast<float>(x);
+          if ((spec.training_min && x < *spec.training_min) || (spec.training_max && x > *spec.training_max)) {
+            note_flag(f);
+          }
+        }
+        return;
+      case FeatureKind::kBoolean:
+        if (t == JsonType::kBool) slot = v.as_bool() ? 1.0f : 0.0f;
+        return;
+      case FeatureKind::kCategory:
+        if (t == JsonType::kString) {
+          const std::string_view s = v.as_string();
+          for (std::size_t i = 0; i < spec.categories.size(); ++i) {
+            if (spec.categories[i] == s) {
+              slot = static_cast<float>(i);
+              break;
+            }
+          }
+          row_->text[f].assign(s.data(), s.size());
+        }
+        return;
+      case FeatureKind::kText:
+        if (t == JsonType::kString) {
+          const std::string_view s = v.as_string();
+          slot = 0.0f;
+          row_->text[f].assign(s.data(), s.size());
+        }
+        return;
+    }
+  }
+
+  const SchemaImpl& s_;
+  ValidationReport* report_;
+  FeatureRow* row_;
+  std::size_t cap_;
+  std::size_t max_string_;
+  int probing_ = 0;
+  std::vector<Segment> path_;
+};
+
+void reset_row(const SchemaImpl& s, FeatureRow& row) {
+  const std::size_t n = s.features.size();
+  row.values.assign(n, kMissing);
+  if (row.text.size() != n) row.text.resize(n);
+  for (auto& t : row.text) t.clear();
+}
+
+}  // namespace
+}  // namespace detail
+
+// ---- public API ---------------------------------------------------------------------
+
+std::string_view feature_kind_name(FeatureKind kind) noexcept {
+  switch (kind) {
+    case FeatureKind::kNumber: return "number";
+    case FeatureKind::kInteger: return "integer";
+    case FeatureKind::kBoolean: return "boolean";
+    case FeatureKind::kCategory: return "category";
+    case FeatureKind::kText: return "text";
+  }
+  return "unknown";
+}
+
+std::string ValidationError::to_string() const {
+  return (instance_path.empty() ? std::string("/") : instance_path) + ": " + message;
+}
+
+bool ValidationReport::add_error(ValidationError error, std::size_t cap) {
+  if (errors_.size() >= cap) {
+    truncated_ = true;
+    return false;
+  }
+  errors_.push_back(std::move(error));
+  if (errors_.size() >= cap) truncated_ = true;
+  return true;
+}
+
+Status ValidationReport::status() const {
+  if (errors_.empty()) return {};
+  std::string message;
+  if (errors_.size() > 1 || truncated_) {
+    message = std::to_string(errors_.size()) + (truncated_ ? "+" : "") + " errors: ";
+  }
+  for (std::size_t i = 0; i < errors_.size() && i < 5; ++i) {
+    if (i) message += "; ";
+    message += errors_[i].to_string();
+  }
+  if (errors_.size() > 5) message += "; ...";
+  return invalid_argument(std::move(message));
+}
+
+void ValidationReport::clear() noexcept {
+  errors_.clear();
+  flagged_.clear();
+  truncated_ = false;
+}
+
+Record& Record::put(std::string_view name, Value value) {
+  for (auto& [k, v] : fields_) {
+    if (k == name) {
+      v = std::move(value);
+      return *this;
+    }
+  }
+  fields_.emplace_back(std::string(name), std::move(value));
+  return *this;
+}
+Record& Record::set(std::string_view name, double value) { return put(name, value); }
+Record& Record::set(std::string_view name, std::int64_t value) { return put(name, value); }
+Record& Record::set(std::string_view name, bool value) { return put(name, value); }
+Record& Record::set(std::string_view name, std::string_view value) { return put(name, std::string(value)); }
+Record& Record::set_null(std::string_view name) { return put(name, std::monostate{}); }
+
+Schema::Schema(std::shared_ptr<detail::SchemaImpl> impl) : impl_(std::move(impl)) {}
+
+Result<Schema> Schema::compile(std::string_view schema_json, const SchemaOptions& options) {
+  auto impl = detail::compile_schema(schema_json, options);
+  if (!impl.ok()) return impl.status();
+  return Schema(std::move(impl).value());
+}
+
+Result<Schema> Schema::load(const std::filesystem::path& path, const SchemaOptions& options) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return not_found("schema file '" + path.string() + "' does not exist");
+  std::ifstream f(path, std::ios::binary);
+  std::ostringstream text;
+  text << f.rdbuf();
+  if (!f) return not_found("cannot read schema file '" + path.string() + "'");
+  auto schema = compile(text.str(), options);
+  if (!schema.ok()) return schema.status().with_context("'" + path.string() + "'");
+  return schema;
+}
+
+const std::vector<FeatureSpec>& Schema::features() const noexcept { return impl_->features; }
+const SchemaOptions& Schema::options() const noexcept { return impl_->options; }
+
+std::int64_t Schema::feature_index(std::string_view name) const noexcept {
+  auto it = impl_->feature_by_name.find(name);
+  return it == impl_->feature_by_name.end() ? -1 : static_cast<std::int64_t>(it->second);
+}
+
+Status Schema::validate(const JsonValue& value, ValidationReport& report) const {
+  report.clear();
+  if (!value.is_valid()) return invalid_argument("validate: the JsonValue is empty");
+  detail::Walker walker(*impl_, &report, nullptr);
+  walker.validate(*impl_->root, detail::SimdValue{detail::JsonAccess::unwrap(value)}, nullptr);
+  return report.status();
+}
+
+Status Schema::validate_into(const JsonValue& value, FeatureRow& row, ValidationReport& report) const {
+  report.clear();
+  detail::reset_row(*impl_, row);
+  if (!value.is_valid()) return invalid_argument("validate_into: the JsonValue is empty");
+  detail::Walker walker(*impl_, &report, &row);
+  walker.record(detail::SimdValue{detail::JsonAccess::unwrap(value)}, impl_->root_plan);
+  return report.status();
+}
+
+Status Schema::validate_into(std::string_view json, JsonParser& parser, FeatureRow& row,
+                             ValidationReport& report) const {
+  auto value = parser.parse(json);
+  if (!value.ok()) {
+    report.clear();
+    detail::reset_row(*impl_, row);
+    report.add_error({"", "", "json", value.status().message()}, impl_->options.max_errors);
+    return value.status();
+  }
+  return validate_into(*value, row, report);
+}
+
+Status Schema::validate_into(const Record& record, FeatureRow& row, ValidationReport& report) const {
+  report.clear();
+  detail::reset_row(*impl_, row);
+  const auto& s = *impl_;
+  detail::Walker walker(s, &report, &row);
+  std::vector<char> present(s.features.size(), 0);
+  for (const auto& [name, value] : record.fields()) {
+    if (walker.stopped()) break;
+    auto it = s.feature_by_name.find(name);
+    if (it == s.feature_by_name.end()) {
+      if (s.root_additional == detail::Additional::kDeny) walker.not_allowed(*s.root, name);
+      continue;
+    }
+    const std::size_t f = it->second;
+    present[f] = 1;
+    walker.push_raw(s.features[f].pointer);
+    if (value.index() == 4 && !detail::valid_utf8(std::get<std::string>(value))) {
+      report.add_error({s.features[f].pointer, "", "json", "invalid UTF-8 in string"}, s.options.max_errors);
+    } else {
+      walker.feature(f, *s.feature_nodes[f], detail::ScalarValue{&value});
+    }
+    walker.pop();
+  }
+  for (std::size_t f = 0; f < s.features.size(); ++f) {
+    if (!present[f] && s.features[f].required) walker.required_missing(*s.root, s.features[f].name);
+  }
+  return report.status();
+}
+
+Status Schema::validate_batch(std::span<const std::string_view> records, JsonParser& parser, FeatureBatch& batch,
+                              BatchReport& report, BatchPolicy policy) const {
+  const std::size_t cols = impl_->features.size();
+  batch.cols = cols;
+  batch.rows = 0;
+  batch.values.resize(records.size() * cols);
+  batch.text.resize(records.size() * cols);
+  batch.source_index.clear();
+  report = BatchReport{};
+  FeatureRow row;
+  ValidationReport one;
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    const Status s = validate_into(records[i], parser, row, one);
+    if (!s.ok()) {
+      ++report.invalid;
+      report.records.emplace_back(i, one);
+      continue;
+    }
+    ++report.valid;
+    if (!one.flagged().empty()) {
+      ++report.flagged;
+      report.records.emplace_back(i, one);
+    }
+    std::copy(row.values.begin(), row.values.end(), batch.values.begin() + static_cast<std::ptrdiff_t>(batch.rows * cols));
+    for (std::size_t c = 0; c < cols; ++c) batch.text[batch.rows * cols + c].swap(row.text[c]);
+    batch.source_index.push_back(i);
+    ++batch.rows;
+  }
+  batch.values.resize(batch.rows * cols);
+  batch.text.resize(batch.rows * cols);
+  if (policy == BatchPolicy::kFailBatch && report.invalid > 0) {
+    const auto& first = *std::find_if(report.records.begin(), report.records.end(),
+                                      [](const auto& r) { return !r.second.ok(); });
+    return invalid_argument(std::to_string(report.invalid) + " of " + std::to_string(records.size()) +
+                            " records are invalid; record " + std::to_string(first.first) + ": " +
+                            first.second.status().message());
+  }
+  return {};
+}
+
+std::vector<std::uint64_t> Schema::flag_counts() const {
+  std::vector<std::uint64_t> out(impl_->features.size());
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = impl_->flag_counts[i].load(std::memory_order_relaxed);
+  return out;
+}
+
+}  // namespace ember
