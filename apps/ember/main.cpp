@@ -34,6 +34,15 @@ struct RunArgs {
   bool verbose = false;
 };
 
+struct ValidateArgs {
+  std::string schema;
+  std::string input;
+  std::string format = "text";
+  std::string policy = "reject";
+  std::size_t max_errors = 16;
+  std::size_t max_record_bytes = std::size_t{1} << 20;
+};
+
 struct InfoArgs {
   std::string model;
   std::string format = "text";
@@ -187,6 +196,88 @@ int cmd_run(const RunArgs& args) {
   return 0;
 }
 
+nlohmann::ordered_json error_json(const ember::ValidationError& e) {
+  return {{"instance_path", e.instance_path}, {"schema_path", e.schema_path}, {"keyword", e.keyword},
+          {"message", e.message}};
+}
+
+int cmd_validate(const ValidateArgs& args) {
+  ember::SchemaOptions options;
+  options.max_errors = args.max_errors;
+  options.limits.max_document_bytes = args.max_record_bytes;
+  options.default_policy = args.policy == "coerce" ? ember::FieldPolicy::kCoerce
+                           : args.policy == "flag" ? ember::FieldPolicy::kFlag
+                                                   : ember::FieldPolicy::kReject;
+  auto schema = ember::Schema::load(args.schema, options);
+  if (!schema.ok()) return fail(schema.status());
+  std::ifstream file;
+  std::istream* in = &std::cin;
+  if (args.input != "-") {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(args.input, ec)) {
+      return fail(ember::not_found("input file '" + args.input + "' does not exist"));
+    }
+    file.open(args.input, std::ios::binary);
+    if (!file) return fail(ember::not_found("cannot open '" + args.input + "'"));
+    in = &file;
+  }
+  const bool json = args.format == "json";
+  ember::JsonParser parser(options.limits);
+  ember::FeatureRow row;
+  ember::ValidationReport report;
+  std::size_t line_no = 0, valid = 0, invalid = 0, flagged = 0;
+  const auto& features = schema->features();
+  for (std::string line; std::getline(*in, line);) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;  // blank lines are not records
+    auto value = parser.parse(line);
+    if (!value.ok()) {
+      report.clear();
+      report.add_error({"", "", "json", value.status().message()}, options.max_errors);
+    } else if (value->type() == ember::JsonType::kObject) {
+      (void)schema->validate_into(*value, row, report);
+    } else {
+      (void)schema->validate(*value, report);
+    }
+    if (report.ok()) {
+      ++valid;
+      if (!report.flagged().empty()) ++flagged;
+    } else {
+      ++invalid;
+    }
+    if (json) {
+      if (report.ok() && report.flagged().empty()) continue;
+      nlohmann::ordered_json out{{"line", line_no}, {"valid", report.ok()}};
+      out["errors"] = nlohmann::ordered_json::array();
+      for (const auto& e : report.errors()) out["errors"].push_back(error_json(e));
+      if (report.truncated()) out["truncated"] = true;
+      out["flagged"] = nlohmann::ordered_json::array();
+      for (auto f : report.flagged()) out["flagged"].push_back(features[f].name);
+      std::cout << out.dump() << "\n";
+      continue;
+    }
+    for (const auto& e : report.errors()) std::cout << "line " << line_no << ": " << e.to_string() << "\n";
+    if (report.truncated()) std::cout << "line " << line_no << ": (more errors not shown)\n";
+    if (report.ok() && !report.flagged().empty()) {
+      std::cout << "line " << line_no << ": flagged:";
+      for (auto f : report.flagged()) std::cout << " " << features[f].name;
+      std::cout << "\n";
+    }
+  }
+  if (file.is_open() && file.bad()) return fail(ember::data_loss("error reading '" + args.input + "'"));
+  const std::size_t total = valid + invalid;
+  if (json) {
+    std::cout << nlohmann::ordered_json{{"summary", {{"records", total}, {"valid", valid}, {"invalid", invalid},
+                                             {"flagged", flagged}}}}.dump()
+              << "\n";
+  } else {
+    std::cout << total << " records: " << valid << " valid, " << invalid << " invalid, " << flagged << " flagged\n";
+  }
+  std::cout.flush();
+  return invalid == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -221,6 +312,28 @@ int main(int argc, char** argv) {
   run->add_option("--max-input-bytes", run_args.max_input_bytes, "Refuse larger input files")->capture_default_str();
   run->add_flag("-v,--verbose", run_args.verbose, "Log what ember does to standard error");
 
+  ValidateArgs validate_args;
+  CLI::App* validate = app.add_subcommand(
+      "validate", "Validate JSON lines against a JSON Schema; print each error with its path and a summary.");
+  validate->footer(
+      "Each non-blank line of the input is one JSON document of any type; the schema decides\n"
+      "what is valid. Objects are also checked against the training ranges the schema carries\n"
+      "(x-ember-training-range) and flagged when outside them. Exit status: 0 when every\n"
+      "record is valid, 1 when any is invalid or the command fails, 2 for bad usage.");
+  validate->add_option("-s,--schema", validate_args.schema, "JSON Schema file")->required();
+  validate->add_option("-i,--input", validate_args.input, "JSON lines file ('-' for standard input)")->required();
+  validate->add_option("--format", validate_args.format, "Output format")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  validate->add_option("--policy", validate_args.policy, "Wrong-typed feature values: reject, coerce or flag")
+      ->check(CLI::IsMember({"reject", "coerce", "flag"}))
+      ->capture_default_str();
+  validate->add_option("--max-errors", validate_args.max_errors, "Errors reported per record")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}))
+      ->capture_default_str();
+  validate->add_option("--max-record-bytes", validate_args.max_record_bytes, "Longer records are invalid")
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -235,5 +348,6 @@ int main(int argc, char** argv) {
   }
   if (info->parsed()) return cmd_info(info_args);
   if (run->parsed()) return cmd_run(run_args);
+  if (validate->parsed()) return cmd_validate(validate_args);
   return 2;
 }

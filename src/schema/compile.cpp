@@ -83,6 +83,10 @@ class Compiler {
     for (const auto& item : j.items()) {
       EMBER_RETURN_IF_ERROR(keyword(node, item.key(), item.value(), path));
     }
+    for (const std::string& name : node.required) {
+      auto it = node.property_index.find(name);
+      node.required_index.push_back(it == node.property_index.end() ? std::string::npos : it->second);
+    }
     if (node.min_length && node.max_length && *node.min_length > *node.max_length) {
       return bad(path, "minLength is greater than maxLength");
     }
@@ -418,6 +422,42 @@ Status discover(SchemaImpl& impl, const Node* object, const std::string& name_pr
   return {};
 }
 
+bool annotations_only_besides(const Node& n) {
+  return !n.is_false && !n.has_type && n.properties.empty() && n.required.empty() &&
+         n.additional == Additional::kAllow && !n.const_value && !n.has_enum && !n.minimum && !n.maximum &&
+         !n.exclusive_minimum && !n.exclusive_maximum && !n.multiple_of && !n.min_length && !n.max_length &&
+         !n.pattern && !n.items && n.prefix_items.empty() && !n.min_items && !n.max_items && !n.unique_items &&
+         n.all_of.empty() && n.one_of.empty() && !n.not_node;
+}
+
+// Precomputes the shortcuts the validator takes for the common shapes of schemas.
+void finish_nodes(SchemaImpl& impl) {
+  for (Node& n : impl.nodes) {
+    n.numeric_checks = n.minimum || n.maximum || n.exclusive_minimum || n.exclusive_maximum || n.multiple_of;
+    n.string_checks = n.min_length || n.max_length || n.pattern;
+    n.leaf = !n.is_false && n.has_type && !(n.types & (kArrayBit | kObjectBit)) && !n.ref && n.all_of.empty() &&
+             n.any_of.empty() && n.one_of.empty() && !n.not_node && !n.const_value && n.properties.empty() &&
+             n.required.empty() && n.additional == Additional::kAllow && !n.items && n.prefix_items.empty() &&
+             !n.min_items && !n.max_items && !n.unique_items;
+    if (n.has_enum && std::all_of(n.enum_values.begin(), n.enum_values.end(),
+                                  [](const Constant& c) { return c.value.is_string(); })) {
+      for (const auto& c : n.enum_values) n.string_enum.push_back(c.value.get<std::string>());
+    }
+    if (n.ref && n.any_of.empty() && annotations_only_besides(n)) {
+      const Node* target = n.ref;
+      for (int guard = 0; guard < 64 && target->alias; ++guard) target = target->alias;
+      n.alias = target;
+    }
+    if (n.any_of.size() == 2 && !n.ref && annotations_only_besides(n)) {
+      const Node* a = n.any_of[0];
+      const Node* b = n.any_of[1];
+      const auto is_null = [](const Node* x) { return x->leaf && x->types == kNullBit && !x->has_enum; };
+      if (is_null(b)) n.nullable_of = a;
+      else if (is_null(a)) n.nullable_of = b;
+    }
+  }
+}
+
 }  // namespace
 
 std::string canonical_json(const Json& value) {
@@ -443,6 +483,7 @@ Result<std::shared_ptr<SchemaImpl>> compile_schema(std::string_view text, const 
   auto root = compiler.compile(doc, "");
   if (!root.ok()) return root.status();
   EMBER_RETURN_IF_ERROR(compiler.check_cycles());
+  finish_nodes(*impl);
   impl->root = *root;
 
   const Node* object = impl->root;

@@ -66,6 +66,7 @@ struct Node {
   std::vector<Property> properties;
   std::unordered_map<std::string, std::size_t, NameHash, std::equal_to<>> property_index;
   std::vector<std::string> required;
+  std::vector<std::size_t> required_index;  // per required name: its property index, or npos
   Additional additional = Additional::kAllow;
   const Node* additional_node = nullptr;
 
@@ -78,6 +79,14 @@ struct Node {
   const Node* ref = nullptr;
 
   std::optional<double> train_min, train_max;
+
+  // Shortcuts found after compiling (see finish_nodes): they change speed, not meaning.
+  const Node* alias = nullptr;        // a node that is only a $ref: the schema it stands for
+  const Node* nullable_of = nullptr;  // anyOf [X, {"type": "null"}] and nothing else: X
+  bool leaf = false;                  // scalar checks only (no refs, combinators, containers)
+  bool numeric_checks = false;
+  bool string_checks = false;
+  std::vector<std::string> string_enum;  // the enum, when every value is a string
 };
 
 // How the features sit in one object schema: for each of its properties, the feature

@@ -2,6 +2,7 @@
 // compiled Nodes, collecting errors with their paths and writing features into rows.
 #include <array>
 #include <charconv>
+#include <cstring>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -20,7 +21,9 @@ constexpr float kMissing = std::numeric_limits<float>::quiet_NaN();
 // ---- instances -------------------------------------------------------------------
 
 struct SimdValue {
+  explicit SimdValue(simdjson::dom::element element) noexcept : e(element), t(classify(element)) {}
   simdjson::dom::element e;
+  JsonType t;
 
   // By value: iterating a temporary simdjson_result would dangle.
   simdjson::dom::array arr() const noexcept {
@@ -34,9 +37,10 @@ struct SimdValue {
     return o;
   }
 
-  JsonType type() const noexcept {
+  JsonType type() const noexcept { return t; }
+  static JsonType classify(simdjson::dom::element x) noexcept {
     using T = simdjson::dom::element_type;
-    switch (e.type()) {
+    switch (x.type()) {
       case T::ARRAY: return JsonType::kArray;
       case T::OBJECT: return JsonType::kObject;
       case T::INT64: return JsonType::kInt64;
@@ -50,9 +54,9 @@ struct SimdValue {
   }
   bool as_bool() const noexcept { return e.get_bool().value_unsafe(); }
   double as_double() const noexcept {
-    switch (e.type()) {
-      case simdjson::dom::element_type::INT64: return static_cast<double>(e.get_int64().value_unsafe());
-      case simdjson::dom::element_type::UINT64: return static_cast<double>(e.get_uint64().value_unsafe());
+    switch (t) {
+      case JsonType::kInt64: return static_cast<double>(e.get_int64().value_unsafe());
+      case JsonType::kUint64: return static_cast<double>(e.get_uint64().value_unsafe());
       default: return e.get_double().value_unsafe();
     }
   }
@@ -61,7 +65,7 @@ struct SimdValue {
   bool for_items(F&& f) const {
     std::size_t i = 0;
     for (simdjson::dom::element x : arr()) {
-      if (!f(i++, SimdValue{x})) return false;
+      if (!f(i++, SimdValue(x))) return false;
     }
     return true;
   }
@@ -73,7 +77,7 @@ struct SimdValue {
   template <typename F>
   bool for_fields(F&& f) const {
     for (auto field : obj()) {
-      if (!f(field.key, SimdValue{field.value})) return false;
+      if (!f(field.key, SimdValue(field.value))) return false;
     }
     return true;
   }
@@ -93,7 +97,7 @@ struct SimdValue {
           if (i) out += ',';
           out += nlohmann::json(std::string(fields[i].first)).dump();
           out += ':';
-          SimdValue{fields[i].second}.canonical(out);
+          SimdValue(fields[i].second).canonical(out);
         }
         out += '}';
         return;
@@ -104,7 +108,7 @@ struct SimdValue {
         for (simdjson::dom::element x : arr()) {
           if (!first) out += ',';
           first = false;
-          SimdValue{x}.canonical(out);
+          SimdValue(x).canonical(out);
         }
         out += ']';
         return;
@@ -281,44 +285,67 @@ struct Segment {
   enum Kind : std::uint8_t { kKey, kIndex, kRaw } kind = kKey;
 };
 
+// The instance path while walking: inline for ordinary depths, so a walk allocates
+// nothing unless it reports an error.
+class PathStack {
+ public:
+  // Fields are stored one by one: building a Segment and copying it whole costs a
+  // store-forwarding stall on every property of every record.
+  void push(std::string_view text, std::size_t index, Segment::Kind kind) {
+    if (size_ < inline_.size()) {
+      Segment& s = inline_[size_];
+      s.text = text;
+      s.index = index;
+      s.kind = kind;
+    } else {
+      overflow_.push_back({text, index, kind});
+    }
+    ++size_;
+  }
+  void pop_back() {
+    --size_;
+    if (size_ >= inline_.size()) overflow_.pop_back();
+  }
+  template <typename F>
+  void for_each(F&& f) const {
+    for (std::size_t i = 0; i < size_; ++i) f(i < inline_.size() ? inline_[i] : overflow_[i - inline_.size()]);
+  }
+
+ private:
+  std::array<Segment, 24> inline_;
+  std::vector<Segment> overflow_;
+  std::size_t size_ = 0;
+};
+
+// Builds the message only when it will be reported: probes (anyOf branches, Optional
+// fields) fail often and must not pay for text nobody reads.
+#define FAIL(node, keyword, message) (reporting() ? fail((node), (keyword), (message)) : false)
+
 class Walker {
  public:
   Walker(const SchemaImpl& schema, ValidationReport* report, FeatureRow* row)
       : s_(schema), report_(report), row_(row), cap_(schema.options.max_errors),
-        max_string_(schema.options.limits.max_string_bytes) {
-    path_.reserve(16);
-  }
+        max_string_(schema.options.limits.max_string_bytes) {}
 
   template <typename V>
-  bool validate(const Node& n, const V& v, const Plan* plan) {
+  bool validate(const Node& node, const V& v, const Plan* plan) {
     if (stopped()) return false;
-    if (n.is_false) return fail(n, "false", "no value is allowed here");
+    const Node& n = node.alias ? *node.alias : node;
+    if (n.leaf) return leaf(n, v);
+    if (n.nullable_of) return v.type() == JsonType::kNull || validate(*n.nullable_of, v, plan);
+    if (n.is_false) return FAIL(n, "false", "no value is allowed here");
     const std::uint8_t bit = type_bit(v);
     if (n.has_type && !(n.types & bit)) {
-      return fail(n, "type", "expected " + type_names(n.types) + ", got " + describe(v));
+      return FAIL(n, "type", "expected " + type_names(n.types) + ", got " + describe(v));
     }
     bool ok = true;
     if (n.const_value && !equals_constant(v, *n.const_value)) {
-      ok = fail(n, "const", describe(v) + " is not the constant " + n.const_value->value.dump());
+      ok = FAIL(n, "const", describe(v) + " is not the constant " + n.const_value->value.dump());
       if (probing_) return false;
     }
-    if (n.has_enum) {
-      bool found = false;
-      for (const auto& c : n.enum_values) {
-        if (equals_constant(v, c)) {
-          found = true;
-          break;
-        }
-      }
-      if (!found) {
-        std::string allowed;
-        for (std::size_t i = 0; i < n.enum_values.size() && i < 10; ++i) {
-          allowed += (i ? ", " : "") + n.enum_values[i].value.dump();
-        }
-        if (n.enum_values.size() > 10) allowed += ", ...";
-        ok = fail(n, "enum", describe(v) + " is not one of " + allowed);
-        if (probing_) return false;
-      }
+    if (n.has_enum && !in_enum(n, v)) {
+      ok = false;
+      if (probing_) return false;
     }
     switch (v.type()) {
       case JsonType::kInt64:
@@ -337,8 +364,58 @@ class Walker {
     }
     if (!n.any_of.empty()) ok = any_of(n, v, plan) && ok;
     if (!n.one_of.empty()) ok = one_of(n, v, plan) && ok;
-    if (n.not_node && probe(*n.not_node, v)) ok = fail(n, "not", describe(v) + " must not match the schema in not");
+    if (n.not_node && probe(*n.not_node, v)) ok = FAIL(n, "not", describe(v) + " must not match the schema in not");
     return ok;
+  }
+
+  // The common case: a scalar with a type and simple checks.
+  template <typename V>
+  bool leaf(const Node& n, const V& v) {
+    const JsonType t = v.type();
+    bool ok = true;
+    switch (t) {
+      case JsonType::kInt64:
+      case JsonType::kUint64:
+      case JsonType::kDouble:
+        if (!(n.types & kNumberBit) && !((n.types & kIntegerBit) && is_integral(v))) break;
+        if (n.numeric_checks) ok = numeric(n, v);
+        if (n.has_enum) ok = in_enum(n, v) && ok;
+        return ok;
+      case JsonType::kString:
+        if (!(n.types & kStringBit)) break;
+        if (n.string_checks || v.as_string().size() > max_string_) ok = string(n, v.as_string());
+        if (n.has_enum) ok = in_enum(n, v) && ok;
+        return ok;
+      case JsonType::kBool:
+        if (!(n.types & kBoolBit)) break;
+        return !n.has_enum || in_enum(n, v);
+      case JsonType::kNull:
+        if (!(n.types & kNullBit)) break;
+        return !n.has_enum || in_enum(n, v);
+      default: break;
+    }
+    return FAIL(n, "type", "expected " + type_names(n.types) + ", got " + describe(v));
+  }
+
+  template <typename V>
+  bool in_enum(const Node& n, const V& v) {
+    if (!n.string_enum.empty() && v.type() == JsonType::kString) {
+      const std::string_view s = v.as_string();
+      for (const auto& e : n.string_enum) {
+        if (e.size() == s.size() && std::memcmp(e.data(), s.data(), s.size()) == 0) return true;
+      }
+    } else {
+      for (const auto& c : n.enum_values) {
+        if (equals_constant(v, c)) return true;
+      }
+    }
+    if (!reporting()) return false;
+    std::string allowed;
+    for (std::size_t i = 0; i < n.enum_values.size() && i < 10; ++i) {
+      allowed += (i ? ", " : "") + n.enum_values[i].value.dump();
+    }
+    if (n.enum_values.size() > 10) allowed += ", ...";
+    return fail(n, "enum", describe(v) + " is not one of " + allowed);
   }
 
   // Validates a feature's value and writes it into the row, applying the policy.
@@ -365,20 +442,20 @@ class Walker {
 
   template <typename V>
   bool record(const V& v, const Plan* plan) {
-    if (v.type() != JsonType::kObject) return fail(*s_.root, "type", "a record must be a JSON object, got " + describe(v));
+    if (v.type() != JsonType::kObject) return FAIL(*s_.root, "type", "a record must be a JSON object, got " + describe(v));
     return validate(*s_.root, v, plan);
   }
 
   bool required_missing(const Node& n, const std::string& name) {
-    return fail(n, "required", "missing required property " + quote_text(name));
+    return FAIL(n, "required", "missing required property " + quote_text(name));
   }
   bool not_allowed(const Node& n, std::string_view key) {
-    return fail(n, "additionalProperties", "property " + quote_text(key) + " is not allowed");
+    return FAIL(n, "additionalProperties", "property " + quote_text(key) + " is not allowed");
   }
 
-  void push_raw(std::string_view pointer) { path_.push_back({pointer, 0, Segment::kRaw}); }
+  void push_raw(std::string_view pointer) { path_.push(pointer, 0, Segment::kRaw); }
   void pop() { path_.pop_back(); }
-  bool stopped() const { return !probing_ && report_ != nullptr && report_->truncated(); }
+  bool stopped() const { return report_ != nullptr && report_->truncated() && !probing_; }
 
  private:
   template <typename V>
@@ -389,13 +466,15 @@ class Walker {
     return ok;
   }
 
+  bool reporting() const noexcept { return probing_ == 0 && report_ != nullptr; }
+
   bool fail(const Node& n, const char* keyword, std::string message) {
-    if (probing_ || report_ == nullptr) return false;
+    if (!reporting()) return false;
     ValidationError e;
-    for (const Segment& seg : path_) {
+    path_.for_each([&e](const Segment& seg) {
       if (seg.kind == Segment::kRaw) {
         e.instance_path += seg.text;
-        continue;
+        return;
       }
       e.instance_path += '/';
       if (seg.kind == Segment::kIndex) {
@@ -407,7 +486,7 @@ class Walker {
           else e.instance_path += c;
         }
       }
-    }
+    });
     e.schema_path = n.path + "/" + keyword;
     e.keyword = keyword;
     e.message = std::move(message);
@@ -420,21 +499,21 @@ class Walker {
     const double x = v.as_double();
     bool ok = true;
     if (n.minimum && x < *n.minimum) {
-      ok = fail(n, "minimum", number_text(x) + " is less than the minimum " + number_text(*n.minimum));
+      ok = FAIL(n, "minimum", number_text(x) + " is less than the minimum " + number_text(*n.minimum));
     }
     if (n.maximum && x > *n.maximum) {
-      ok = fail(n, "maximum", number_text(x) + " is greater than the maximum " + number_text(*n.maximum));
+      ok = FAIL(n, "maximum", number_text(x) + " is greater than the maximum " + number_text(*n.maximum));
     }
     if (n.exclusive_minimum && !(x > *n.exclusive_minimum)) {
-      ok = fail(n, "exclusiveMinimum", number_text(x) + " is not greater than " + number_text(*n.exclusive_minimum));
+      ok = FAIL(n, "exclusiveMinimum", number_text(x) + " is not greater than " + number_text(*n.exclusive_minimum));
     }
     if (n.exclusive_maximum && !(x < *n.exclusive_maximum)) {
-      ok = fail(n, "exclusiveMaximum", number_text(x) + " is not less than " + number_text(*n.exclusive_maximum));
+      ok = FAIL(n, "exclusiveMaximum", number_text(x) + " is not less than " + number_text(*n.exclusive_maximum));
     }
     if (n.multiple_of) {
       const double q = x / *n.multiple_of;
       if (!std::isfinite(q) || std::abs(q - std::round(q)) > 1e-9 * std::max(1.0, std::abs(q))) {
-        ok = fail(n, "multipleOf", number_text(x) + " is not a multiple of " + number_text(*n.multiple_of));
+        ok = FAIL(n, "multipleOf", number_text(x) + " is not a multiple of " + number_text(*n.multiple_of));
       }
     }
     return ok;
@@ -442,21 +521,21 @@ class Walker {
 
   bool string(const Node& n, std::string_view s) {
     if (s.size() > max_string_) {
-      return fail(n, "maxLength", "string of " + std::to_string(s.size()) + " bytes is over the limit of " +
+      return FAIL(n, "maxLength", "string of " + std::to_string(s.size()) + " bytes is over the limit of " +
                                       std::to_string(max_string_) + " bytes");
     }
     bool ok = true;
     if (n.min_length || n.max_length) {
       const std::size_t len = utf8_length(s);
       if (n.min_length && len < *n.min_length) {
-        ok = fail(n, "minLength", quote_text(s) + " is shorter than " + std::to_string(*n.min_length) + " characters");
+        ok = FAIL(n, "minLength", quote_text(s) + " is shorter than " + std::to_string(*n.min_length) + " characters");
       }
       if (n.max_length && len > *n.max_length) {
-        ok = fail(n, "maxLength", quote_text(s) + " is longer than " + std::to_string(*n.max_length) + " characters");
+        ok = FAIL(n, "maxLength", quote_text(s) + " is longer than " + std::to_string(*n.max_length) + " characters");
       }
     }
     if (n.pattern && !re2::RE2::PartialMatch(re2::StringPiece(s.data(), s.size()), *n.pattern)) {
-      ok = fail(n, "pattern", quote_text(s) + " does not match the pattern " + quote_text(n.pattern->pattern()));
+      ok = FAIL(n, "pattern", quote_text(s) + " does not match the pattern " + quote_text(n.pattern->pattern()));
     }
     return ok;
   }
@@ -467,11 +546,11 @@ class Walker {
     if (n.min_items || n.max_items) {
       const std::size_t size = v.array_size();
       if (n.min_items && size < *n.min_items) {
-        ok = fail(n, "minItems", "array of " + std::to_string(size) + " items has fewer than " +
+        ok = FAIL(n, "minItems", "array of " + std::to_string(size) + " items has fewer than " +
                                      std::to_string(*n.min_items));
       }
       if (n.max_items && size > *n.max_items) {
-        ok = fail(n, "maxItems", "array of " + std::to_string(size) + " items has more than " +
+        ok = FAIL(n, "maxItems", "array of " + std::to_string(size) + " items has more than " +
                                      std::to_string(*n.max_items));
       }
     }
@@ -479,7 +558,7 @@ class Walker {
       v.for_items([&](std::size_t i, const auto& item) {
         const Node* sub = i < n.prefix_items.size() ? n.prefix_items[i] : n.items;
         if (sub == nullptr) return true;
-        path_.push_back({{}, i, Segment::kIndex});
+        path_.push({}, i, Segment::kIndex);
         ok = validate(*sub, item, nullptr) && ok;
         path_.pop_back();
         return ok || !(probing_ || stopped());
@@ -492,7 +571,7 @@ class Walker {
         item.canonical(text);
         auto [it, fresh] = seen.emplace(std::move(text), i);
         if (!fresh) {
-          ok = fail(n, "uniqueItems", "items " + std::to_string(it->second) + " and " + std::to_string(i) + " are equal");
+          ok = FAIL(n, "uniqueItems", "items " + std::to_string(it->second) + " and " + std::to_string(i) + " are equal");
           return false;
         }
         return true;
@@ -512,28 +591,27 @@ class Walker {
       seen_large.assign((np + 63) / 64, 0);
       seen = seen_large.data();
     }
-    std::array<std::string_view, 16> others_small;
-    std::vector<std::string_view> others_large;
-    std::size_t others = 0;
+    std::vector<std::string_view> others;  // keys outside `properties`: rare, so allocated lazily
     bool ok = true;
     std::size_t hint = 0;
     v.for_fields([&](std::string_view key, const auto& value) {
       if (key.size() > max_string_) {
-        ok = fail(n, "propertyNames", "key of " + std::to_string(key.size()) + " bytes is over the limit of " +
+        ok = FAIL(n, "propertyNames", "key of " + std::to_string(key.size()) + " bytes is over the limit of " +
                                           std::to_string(max_string_) + " bytes");
         return !(probing_ || stopped());
       }
       std::size_t idx = np;
-      if (hint < np && n.properties[hint].name == key) {
+      if (hint < np && n.properties[hint].name.size() == key.size() &&
+          std::memcmp(n.properties[hint].name.data(), key.data(), key.size()) == 0) {
         idx = hint;
       } else if (np != 0) {
         if (auto it = n.property_index.find(key); it != n.property_index.end()) idx = it->second;
       }
-      path_.push_back({key, 0, Segment::kKey});
+      path_.push(key, 0, Segment::kKey);
       if (idx < np) {
         hint = idx + 1;
         if (seen[idx / 64] & (std::uint64_t{1} << (idx % 64))) {
-          ok = fail(n, "json", "duplicate key " + quote_text(key));
+          ok = FAIL(n, "json", "duplicate key " + quote_text(key));
         } else {
           seen[idx / 64] |= std::uint64_t{1} << (idx % 64);
           const Node& sub = *n.properties[idx].node;
@@ -544,16 +622,10 @@ class Walker {
           }
         }
       } else {
-        bool duplicate = false;
-        for (std::size_t i = 0; i < others && !duplicate; ++i) {
-          duplicate = (i < others_small.size() ? others_small[i] : others_large[i - others_small.size()]) == key;
-        }
-        if (duplicate) {
-          ok = fail(n, "json", "duplicate key " + quote_text(key));
+        if (std::find(others.begin(), others.end(), key) != others.end()) {
+          ok = FAIL(n, "json", "duplicate key " + quote_text(key));
         } else {
-          if (others < others_small.size()) others_small[others] = key;
-          else others_large.push_back(key);
-          ++others;
+          others.push_back(key);
           if (n.additional == Additional::kDeny) {
             ok = not_allowed(n, key);
           } else if (n.additional == Additional::kSchema) {
@@ -565,18 +637,12 @@ class Walker {
       return ok || !(probing_ || stopped());
     });
     if (!ok && probing_) return false;
-    for (const std::string& name : n.required) {
-      auto it = n.property_index.find(name);
-      bool present;
-      if (it != n.property_index.end()) {
-        present = (seen[it->second / 64] >> (it->second % 64)) & 1;
-      } else {
-        present = false;
-        for (std::size_t i = 0; i < others && !present; ++i) {
-          present = (i < others_small.size() ? others_small[i] : others_large[i - others_small.size()]) == name;
-        }
-      }
-      if (!present) ok = required_missing(n, name);
+    for (std::size_t r = 0; r < n.required.size(); ++r) {
+      const std::size_t idx = n.required_index[r];
+      const bool present = idx != std::string::npos
+                               ? ((seen[idx / 64] >> (idx % 64)) & 1) != 0
+                               : std::find(others.begin(), others.end(), n.required[r]) != others.end();
+      if (!present) ok = required_missing(n, n.required[r]);
     }
     return ok;
   }
@@ -601,7 +667,7 @@ class Walker {
       }
     }
     if (candidates == 1 && !probing_) return validate(*only, v, plan);
-    return fail(n, "anyOf", describe(v) + " does not match any of the " + std::to_string(n.any_of.size()) +
+    return FAIL(n, "anyOf", describe(v) + " does not match any of the " + std::to_string(n.any_of.size()) +
                                 " schemas in anyOf");
   }
 
@@ -619,7 +685,7 @@ class Walker {
       if (plan != nullptr) validate(*match, v, plan);
       return true;
     }
-    return fail(n, "oneOf", describe(v) + " matches " + std::to_string(matches) + " of the " +
+    return FAIL(n, "oneOf", describe(v) + " matches " + std::to_string(matches) + " of the " +
                                 std::to_string(n.one_of.size()) + " schemas in oneOf (exactly one must match)");
   }
 
@@ -718,7 +784,7 @@ class Walker {
   std::size_t cap_;
   std::size_t max_string_;
   int probing_ = 0;
-  std::vector<Segment> path_;
+  PathStack path_;
 };
 
 void reset_row(const SchemaImpl& s, FeatureRow& row) {
@@ -727,6 +793,8 @@ void reset_row(const SchemaImpl& s, FeatureRow& row) {
   if (row.text.size() != n) row.text.resize(n);
   for (auto& t : row.text) t.clear();
 }
+
+#undef FAIL
 
 }  // namespace
 }  // namespace detail
@@ -826,7 +894,7 @@ Status Schema::validate(const JsonValue& value, ValidationReport& report) const 
   report.clear();
   if (!value.is_valid()) return invalid_argument("validate: the JsonValue is empty");
   detail::Walker walker(*impl_, &report, nullptr);
-  walker.validate(*impl_->root, detail::SimdValue{detail::JsonAccess::unwrap(value)}, nullptr);
+  walker.validate(*impl_->root, detail::SimdValue(detail::JsonAccess::unwrap(value)), nullptr);
   return report.status();
 }
 
@@ -835,7 +903,7 @@ Status Schema::validate_into(const JsonValue& value, FeatureRow& row, Validation
   detail::reset_row(*impl_, row);
   if (!value.is_valid()) return invalid_argument("validate_into: the JsonValue is empty");
   detail::Walker walker(*impl_, &report, &row);
-  walker.record(detail::SimdValue{detail::JsonAccess::unwrap(value)}, impl_->root_plan);
+  walker.record(detail::SimdValue(detail::JsonAccess::unwrap(value)), impl_->root_plan);
   return report.status();
 }
 

@@ -33,7 +33,7 @@ def assert_error(result, code_name, fragment=""):
     assert result.stdout == ""
 
 
-@pytest.mark.parametrize("args", [["--help"], ["info", "--help"], ["run", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["info", "--help"], ["run", "--help"], ["validate", "--help"]])
 def test_help(args):
     result = ember(*args)
     assert result.returncode == 0
@@ -199,3 +199,53 @@ def test_verbose_logs_to_stderr_only(tmp_path):
     assert result.returncode == 0
     assert "loaded" in result.stderr
     assert list(json.loads(result.stdout)) == ["output"]  # stdout holds only the JSON
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "age": {"type": "integer", "maximum": 120, "x-ember-training-range": {"min": 18, "max": 90}},
+        "name": {"type": "string"},
+    },
+    "required": ["age"],
+}
+
+
+def test_validate_reports_each_error_with_its_line_and_path(tmp_path):
+    schema = write_json(tmp_path, SCHEMA, "schema.json")
+    records = tmp_path / "records.jsonl"
+    records.write_text('{"age": 30}\n{"age": 212, "name": 3}\n\n[1, 2]\n{"age": 5}\n{"age": \n')
+    result = ember("validate", "--schema", schema, "--input", str(records))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        "line 2: /age: 212 is greater than the maximum 120",
+        "line 2: /name: expected string, got 3",
+        "line 4: /: expected object, got an array",
+        "line 5: flagged: age",
+        "line 6: /: invalid JSON at byte 8: unexpected end of input, expected a value",
+        "5 records: 2 valid, 3 invalid, 1 flagged",
+    ]
+
+
+def test_validate_json_output_and_success_exit(tmp_path):
+    schema = write_json(tmp_path, SCHEMA, "schema.json")
+    result = ember("validate", "-s", schema, "-i", "-", "--format", "json", stdin='{"age": 40}\n{"age": 10}\n')
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines[0] == {"line": 2, "valid": True, "errors": [], "flagged": ["age"]}
+    assert lines[-1] == {"summary": {"records": 2, "valid": 2, "invalid": 0, "flagged": 1}}
+
+
+def test_validate_coerce_policy(tmp_path):
+    schema = write_json(tmp_path, SCHEMA, "schema.json")
+    assert ember("validate", "-s", schema, "-i", "-", stdin='{"age": "40"}\n').returncode == 1
+    assert ember("validate", "-s", schema, "-i", "-", "--policy", "coerce", stdin='{"age": "40"}\n').returncode == 0
+
+
+def test_validate_bad_schema_and_files(tmp_path):
+    bad = write_json(tmp_path, {"type": "object", "properties": {"a": {"type": "string", "format": "email"}}}, "s.json")
+    assert_error(ember("validate", "-s", bad, "-i", "-", stdin="{}\n"), "InvalidArgument", "unsupported keyword 'format'")
+    assert_error(ember("validate", "-s", str(tmp_path / "none.json"), "-i", "-"), "NotFound", "none.json")
+    schema = write_json(tmp_path, SCHEMA, "schema.json")
+    assert_error(ember("validate", "-s", schema, "-i", str(tmp_path / "none.jsonl")), "NotFound", "none.jsonl")
+    assert ember("validate", "-s", schema, "-i", "-", "--policy", "maybe").returncode == 2
