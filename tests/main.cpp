@@ -1,2 +1,17 @@
 #define CATCH_CONFIG_MAIN
 #include <catch2/catch.hpp>
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EMBER_TESTS_UNDER_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define EMBER_TESTS_UNDER_ASAN 1
+#endif
+
+#ifdef EMBER_TESTS_UNDER_ASAN
+// Under ASan an impossible allocation must fail as it does in production (calloc
+// returns null); the tests for huge tensors rely on it.
+extern "C" const char* __asan_default_options() { return "allocator_may_return_null=1"; }
+#endif

@@ -477,6 +477,19 @@ Result<std::shared_ptr<SchemaImpl>> compile_schema(std::string_view text, const 
   } catch (const std::exception& e) {
     return invalid_argument(std::string("schema is not valid JSON: ") + e.what());
   }
+  // The compiler recurses along the document: bound its depth first, without recursion.
+  constexpr std::size_t kMaxSchemaDepth = 128;
+  std::vector<std::pair<const Json*, std::size_t>> stack{{&doc, 1}};
+  while (!stack.empty()) {
+    const auto [node, depth] = stack.back();
+    stack.pop_back();
+    if (depth > kMaxSchemaDepth) {
+      return invalid_argument("schema is nested deeper than " + std::to_string(kMaxSchemaDepth) + " levels");
+    }
+    if (node->is_structured()) {
+      for (const auto& child : *node) stack.emplace_back(&child, depth + 1);
+    }
+  }
   auto impl = std::make_shared<SchemaImpl>();
   impl->options = options;
   Compiler compiler(doc, *impl);
@@ -502,10 +515,11 @@ Result<std::shared_ptr<SchemaImpl>> compile_schema(std::string_view text, const 
   if (impl->features.empty()) return invalid_argument("schema: no property is a scalar feature");
 
   for (auto& f : impl->features) f.policy = options.default_policy;
-  for (const auto& [name, policy] : options.field_policies) {
+  for (const auto& entry : options.field_policies) {
+    const std::string& name = entry.first;
     auto it = std::find_if(impl->features.begin(), impl->features.end(), [&](const auto& f) { return f.name == name; });
     if (it == impl->features.end()) return invalid_argument("field policy for unknown feature '" + name + "'");
-    it->policy = policy;
+    it->policy = entry.second;
   }
   for (std::size_t i = 0; i < impl->features.size(); ++i) impl->feature_by_name[impl->features[i].name] = i;
   impl->flag_counts = std::make_unique<std::atomic<std::uint64_t>[]>(impl->features.size());

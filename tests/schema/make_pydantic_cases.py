@@ -12,6 +12,7 @@ are left out and listed in docs/schema.md (duplicate keys, 3.0 for an integer, N
 
 import enum
 import json
+import os
 import sys
 from typing import List, Literal, Optional
 
@@ -117,6 +118,7 @@ def verdict(model, text):
 
 
 def main(out_file):
+    os.makedirs(os.path.dirname(os.path.abspath(out_file)), exist_ok=True)
     suites = []
     for name, (model, docs) in CASES.items():
         cases = []

@@ -58,7 +58,7 @@ TEST_CASE("features come from the properties, in schema order", "[schema][featur
   CHECK(schema.feature_index("tags") == -1);  // arrays are validated, not features
 }
 
-TEST_CASE("a valid record fills the row; missing optionals are NaN", "[schema][features]") {
+TEST_CASE("a valid record fills the row, and missing optionals are NaN", "[schema][features]") {
   auto schema = compile_ok(kCustomer);
   auto o = validate(schema,
                     R"({"age": 40, "plan": "pro", "active": true, "address": {"city": "Oslo", "zip": 150},
@@ -240,4 +240,18 @@ TEST_CASE("schemas outside the subset are refused at compile time, with the path
 
 TEST_CASE("schema files load from disk", "[schema][compile]") {
   CHECK(ember::Schema::load("/nonexistent/schema.json").status().code() == StatusCode::kNotFound);
+}
+
+TEST_CASE("deeply nested schema documents are refused, not recursed into", "[schema][compile]") {
+  std::string deep = R"({"type": "object", "properties": {"a": )";
+  for (int i = 0; i < 5000; ++i) deep += R"({"items": )";
+  deep += "{}";
+  for (int i = 0; i < 5000; ++i) deep += "}";
+  deep += "}}";
+  auto s = ember::Schema::compile(deep);
+  CHECK(s.status().code() == StatusCode::kInvalidArgument);
+  CHECK_THAT(s.status().message(), Catch::Contains("nested deeper than 128"));
+  std::string deep_const = R"({"type": "object", "properties": {"a": {"const": )" + std::string(100000, '[') +
+                           std::string(100000, ']') + "}}}";
+  CHECK(ember::Schema::compile(deep_const).status().code() == StatusCode::kInvalidArgument);
 }

@@ -1,0 +1,42 @@
+// TorchExecutor in a build without LibTorch (EMBER_WITH_TORCH=OFF): every load answers
+// Unimplemented, so code that embeds ember for validation alone still links.
+#include "ember/executor.hpp"
+
+namespace ember {
+
+namespace detail {
+class TorchExecutorImpl {};
+}  // namespace detail
+
+namespace {
+Status no_torch() { return unimplemented("this build of ember has no LibTorch (EMBER_WITH_TORCH=OFF)"); }
+}  // namespace
+
+TorchExecutor::TorchExecutor(std::unique_ptr<detail::TorchExecutorImpl> impl) : impl_(std::move(impl)) {}
+TorchExecutor::~TorchExecutor() = default;
+
+Result<std::unique_ptr<TorchExecutor>> TorchExecutor::load(const std::filesystem::path&, const ExecutorOptions&) {
+  return no_torch();
+}
+Result<std::unique_ptr<TorchExecutor>> TorchExecutor::load_from_memory(std::span<const std::byte>,
+                                                                      const ExecutorOptions&) {
+  return no_torch();
+}
+// No TorchExecutor can exist in this build, so these are never reached.
+Result<NamedTensors> TorchExecutor::run(std::span<const Tensor>) const { return no_torch(); }
+Result<NamedTensors> TorchExecutor::run_named(const NamedTensors&) const { return no_torch(); }
+std::string TorchExecutor::name() const { return "torchscript:unavailable"; }
+const ModelInfo& TorchExecutor::info() const noexcept {
+  static const ModelInfo empty;
+  return empty;
+}
+std::vector<std::string> TorchExecutor::input_names() const { return {}; }
+const std::vector<InputSpec>& TorchExecutor::input_specs() const noexcept {
+  static const std::vector<InputSpec> none;
+  return none;
+}
+
+bool cuda_available() noexcept { return false; }
+int cuda_device_count() noexcept { return 0; }
+
+}  // namespace ember
