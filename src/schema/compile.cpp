@@ -83,9 +83,12 @@ class Compiler {
     for (const auto& item : j.items()) {
       EMBER_RETURN_IF_ERROR(keyword(node, item.key(), item.value(), path));
     }
+    node.required_all_known = true;
     for (const std::string& name : node.required) {
       auto it = node.property_index.find(name);
       node.required_index.push_back(it == node.property_index.end() ? std::string::npos : it->second);
+      if (it == node.property_index.end() || it->second >= 64) node.required_all_known = false;
+      else node.required_mask |= std::uint64_t{1} << it->second;
     }
     if (node.min_length && node.max_length && *node.min_length > *node.max_length) {
       return bad(path, "minLength is greater than maxLength");

@@ -3,7 +3,9 @@
 // Private: the compiled form of a schema.
 #include <re2/re2.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -31,8 +33,12 @@ enum TypeBits : std::uint8_t {
 struct Node;
 
 struct Property {
+  Property(std::string n, const Node* sub) : name(std::move(n)), node(sub) {
+    std::memcpy(&head, name.data(), std::min<std::size_t>(name.size(), sizeof head));
+  }
   std::string name;
   const Node* node = nullptr;
+  std::uint64_t head = 0;  // the name's first eight bytes (zero-filled), for a fast compare
 };
 
 enum class Additional : std::uint8_t { kAllow, kDeny, kSchema };
@@ -67,6 +73,8 @@ struct Node {
   std::unordered_map<std::string, std::size_t, NameHash, std::equal_to<>> property_index;
   std::vector<std::string> required;
   std::vector<std::size_t> required_index;  // per required name: its property index, or npos
+  std::uint64_t required_mask = 0;          // bits of required_index, when all are < 64
+  bool required_all_known = false;          // every required name is a property below 64
   Additional additional = Additional::kAllow;
   const Node* additional_node = nullptr;
 

@@ -232,6 +232,18 @@ std::string describe(const V& v) {
   return "a value";
 }
 
+// Is `key` (a key of a parsed document) the name of property `p`? Compares the first
+// eight bytes as one word. Reading eight bytes of a shorter key is safe because
+// simdjson pads its string buffer (SIMDJSON_PADDING); keys only come from there.
+inline bool same_key(const Property& p, std::string_view key) noexcept {
+  if (p.name.size() != key.size()) return false;
+  std::uint64_t head;
+  std::memcpy(&head, key.data(), sizeof head);
+  if (key.size() < 8) head &= (std::uint64_t{1} << (8 * key.size())) - 1;
+  if (head != p.head) return false;
+  return key.size() <= 8 || std::memcmp(p.name.data() + 8, key.data() + 8, key.size() - 8) == 0;
+}
+
 std::size_t utf8_length(std::string_view s) {
   std::size_t n = 0;
   for (unsigned char c : s) n += (c & 0xC0) != 0x80;
@@ -333,6 +345,13 @@ class Walker {
     const Node& n = node.alias ? *node.alias : node;
     if (n.leaf) return leaf(n, v);
     if (n.nullable_of) return v.type() == JsonType::kNull || validate(*n.nullable_of, v, plan);
+    return general(n, v, plan);
+  }
+
+  // Everything that is not a plain scalar: kept out of line so the common path above
+  // stays small.
+  template <typename V>
+  [[gnu::noinline]] bool general(const Node& n, const V& v, const Plan* plan) {
     if (n.is_false) return FAIL(n, "false", "no value is allowed here");
     const std::uint8_t bit = type_bit(v);
     if (n.has_type && !(n.types & bit)) {
@@ -370,7 +389,7 @@ class Walker {
 
   // The common case: a scalar with a type and simple checks.
   template <typename V>
-  bool leaf(const Node& n, const V& v) {
+  [[gnu::always_inline]] bool leaf(const Node& n, const V& v) {
     const JsonType t = v.type();
     bool ok = true;
     switch (t) {
@@ -422,6 +441,14 @@ class Walker {
   template <typename V>
   bool feature(std::size_t f, const Node& node, const V& v) {
     const FeatureSpec& spec = s_.features[f];
+    if (spec.policy == FieldPolicy::kReject) {
+      const Node& n = node.alias ? *node.alias : node;
+      if (n.leaf && !stopped()) {  // the common case, without the general walk's overhead
+        const bool ok = leaf(n, v);
+        write(f, v);
+        return ok;
+      }
+    }
     if (spec.policy == FieldPolicy::kReject || probe(node, v)) {
       const bool ok = spec.policy == FieldPolicy::kReject ? validate(node, v, nullptr) : true;
       write(f, v);
@@ -601,8 +628,7 @@ class Walker {
         return !(probing_ || stopped());
       }
       std::size_t idx = np;
-      if (hint < np && n.properties[hint].name.size() == key.size() &&
-          std::memcmp(n.properties[hint].name.data(), key.data(), key.size()) == 0) {
+      if (hint < np && same_key(n.properties[hint], key)) {
         idx = hint;
       } else if (np != 0) {
         if (auto it = n.property_index.find(key); it != n.property_index.end()) idx = it->second;
@@ -637,6 +663,7 @@ class Walker {
       return ok || !(probing_ || stopped());
     });
     if (!ok && probing_) return false;
+    if (np <= 64 && n.required_all_known && (seen[0] & n.required_mask) == n.required_mask) return ok;
     for (std::size_t r = 0; r < n.required.size(); ++r) {
       const std::size_t idx = n.required_index[r];
       const bool present = idx != std::string::npos
