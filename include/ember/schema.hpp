@@ -4,7 +4,6 @@
 /// validator that checks requests and turns them into typed feature rows, with every
 /// error reported with its path.
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>

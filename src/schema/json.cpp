@@ -28,19 +28,7 @@ std::string_view json_type_name(JsonType type) noexcept {
 }
 
 JsonType JsonValue::type() const noexcept {
-  using T = simdjson::dom::element_type;
-  if (!valid_) return JsonType::kNull;
-  switch (detail::JsonAccess::unwrap(*this).type()) {
-    case T::ARRAY: return JsonType::kArray;
-    case T::OBJECT: return JsonType::kObject;
-    case T::INT64: return JsonType::kInt64;
-    case T::UINT64: return JsonType::kUint64;
-    case T::DOUBLE: return JsonType::kDouble;
-    case T::STRING: return JsonType::kString;
-    case T::BOOL: return JsonType::kBool;
-    case T::NULL_VALUE: return JsonType::kNull;
-  }
-  return JsonType::kNull;
+  return valid_ ? detail::json_type_of(detail::JsonAccess::unwrap(*this)) : JsonType::kNull;
 }
 
 namespace detail {

@@ -9,6 +9,21 @@
 
 namespace ember::detail {
 
+inline JsonType json_type_of(simdjson::dom::element e) noexcept {
+  using T = simdjson::dom::element_type;
+  switch (e.type()) {
+    case T::ARRAY: return JsonType::kArray;
+    case T::OBJECT: return JsonType::kObject;
+    case T::INT64: return JsonType::kInt64;
+    case T::UINT64: return JsonType::kUint64;
+    case T::DOUBLE: return JsonType::kDouble;
+    case T::STRING: return JsonType::kString;
+    case T::BOOL: return JsonType::kBool;
+    case T::NULL_VALUE: return JsonType::kNull;
+  }
+  return JsonType::kNull;
+}
+
 struct JsonAccess {
   static_assert(sizeof(simdjson::dom::element) <= 16, "JsonValue storage too small for simdjson::dom::element");
   static JsonValue wrap(simdjson::dom::element e) noexcept {

@@ -21,7 +21,7 @@ constexpr float kMissing = std::numeric_limits<float>::quiet_NaN();
 // ---- instances -------------------------------------------------------------------
 
 struct SimdValue {
-  explicit SimdValue(simdjson::dom::element element) noexcept : e(element), t(classify(element)) {}
+  explicit SimdValue(simdjson::dom::element element) noexcept : e(element), t(json_type_of(element)) {}
   simdjson::dom::element e;
   JsonType t;
 
@@ -38,20 +38,6 @@ struct SimdValue {
   }
 
   JsonType type() const noexcept { return t; }
-  static JsonType classify(simdjson::dom::element x) noexcept {
-    using T = simdjson::dom::element_type;
-    switch (x.type()) {
-      case T::ARRAY: return JsonType::kArray;
-      case T::OBJECT: return JsonType::kObject;
-      case T::INT64: return JsonType::kInt64;
-      case T::UINT64: return JsonType::kUint64;
-      case T::DOUBLE: return JsonType::kDouble;
-      case T::STRING: return JsonType::kString;
-      case T::BOOL: return JsonType::kBool;
-      case T::NULL_VALUE: return JsonType::kNull;
-    }
-    return JsonType::kNull;
-  }
   bool as_bool() const noexcept { return e.get_bool().value_unsafe(); }
   double as_double() const noexcept {
     switch (t) {
