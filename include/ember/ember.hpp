@@ -6,6 +6,7 @@
 #include "ember/export.hpp"
 #include "ember/json.hpp"
 #include "ember/log.hpp"
+#include "ember/pipeline.hpp"
 #include "ember/schema.hpp"
 #include "ember/status.hpp"
 #include "ember/tensor.hpp"

@@ -1,0 +1,182 @@
+"""Export fitted scikit-learn preprocessing to ember's pipeline.json.
+
+    from ember.sklearn import export_pipeline
+    export_pipeline(fitted_column_transformer, "pipeline.json")
+
+Supported: a ColumnTransformer (remainder "drop" or "passthrough") whose transformers are
+a supported step, a Pipeline of supported steps, "passthrough" or "drop"; or a Pipeline of
+supported steps over all columns; or a Pipeline whose only step is such a
+ColumnTransformer. The estimator must have been fitted on a pandas DataFrame, so that
+columns have names (they must match the request schema's feature names).
+
+Steps: SimpleImputer (mean, median, most_frequent, constant; no indicator),
+StandardScaler, MinMaxScaler, MaxAbsScaler, RobustScaler, OneHotEncoder (handle_unknown
+"error" or "ignore"; drop None, "first" or "if_binary"; no infrequent categories) and
+OrdinalEncoder (handle_unknown "error" or "use_encoded_value"; no infrequent
+categories). Encoders must come last in a chain. Anything else raises
+UnsupportedError naming the step and the reason: ember never exports something it
+cannot reproduce exactly.
+"""
+
+import json
+import math
+import numbers
+
+FORMAT = "ember-pipeline"
+VERSION = 1
+
+
+class UnsupportedError(ValueError):
+    """The estimator uses a step or an option that ember cannot reproduce exactly."""
+
+
+def _floats(values):
+    out = []
+    for v in values:
+        f = float(v)
+        if not math.isfinite(f):
+            raise UnsupportedError(f"non-finite fitted value {v!r}")
+        out.append(f)
+    return out
+
+
+def _category(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, (bool,)):
+        raise UnsupportedError("boolean categories are not supported")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, str):
+        return value
+    raise UnsupportedError(f"category {value!r} of type {type(value).__name__} is not supported")
+
+
+def _step(name, est):
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import (MaxAbsScaler, MinMaxScaler, OneHotEncoder, OrdinalEncoder, RobustScaler,
+                                       StandardScaler)
+
+    where = f"step '{name}' ({type(est).__name__})"
+    if isinstance(est, SimpleImputer):
+        if est.add_indicator:
+            raise UnsupportedError(f"{where}: add_indicator=True is not supported")
+        if not (est.missing_values is None or (isinstance(est.missing_values, float) and math.isnan(est.missing_values))):
+            raise UnsupportedError(f"{where}: only NaN/None count as missing in ember")
+        fill = []
+        for v in est.statistics_:
+            if isinstance(v, str):
+                fill.append(v)
+            else:
+                f = float(v)
+                if math.isnan(f):
+                    raise UnsupportedError(f"{where}: a column was all missing at fit time (scikit-learn drops it)")
+                fill.append(f)
+        return {"type": "simple_imputer", "strategy": est.strategy, "fill": fill}
+    if isinstance(est, StandardScaler):
+        # scikit-learn fits mean_ even with with_mean=False, and does not use it.
+        return {"type": "standard_scaler", "mean": _floats(est.mean_) if est.with_mean else None,
+                "scale": _floats(est.scale_) if est.with_std else None}
+    if isinstance(est, RobustScaler):
+        return {"type": "robust_scaler", "center": _floats(est.center_) if est.with_centering else None,
+                "scale": _floats(est.scale_) if est.with_scaling else None}
+    if isinstance(est, MaxAbsScaler):
+        return {"type": "max_abs_scaler", "scale": _floats(est.scale_)}
+    if isinstance(est, MinMaxScaler):
+        return {"type": "min_max_scaler", "scale": _floats(est.scale_), "min": _floats(est.min_),
+                "feature_range": _floats(est.feature_range), "clip": bool(est.clip)}
+    if isinstance(est, (OneHotEncoder, OrdinalEncoder)):
+        if getattr(est, "min_frequency", None) is not None or getattr(est, "max_categories", None) is not None:
+            raise UnsupportedError(f"{where}: infrequent categories (min_frequency, max_categories) are not supported")
+        categories = [[_category(c) for c in cats] for cats in est.categories_]
+        if isinstance(est, OneHotEncoder):
+            if est.handle_unknown not in ("error", "ignore"):
+                raise UnsupportedError(f"{where}: handle_unknown={est.handle_unknown!r} is not supported")
+            drop = est.drop_idx_
+            drop_idx = [None] * len(categories) if drop is None else [None if d is None else int(d) for d in drop]
+            return {"type": "one_hot_encoder", "categories": categories, "handle_unknown": est.handle_unknown,
+                    "drop_idx": drop_idx}
+        if est.handle_unknown not in ("error", "use_encoded_value"):
+            raise UnsupportedError(f"{where}: handle_unknown={est.handle_unknown!r} is not supported")
+        unknown = est.unknown_value
+        missing = est.encoded_missing_value
+        return {"type": "ordinal_encoder", "categories": categories, "handle_unknown": est.handle_unknown,
+                "unknown_value": None if unknown is None or (isinstance(unknown, float) and math.isnan(unknown)) else unknown,
+                "encoded_missing_value": None if isinstance(missing, float) and math.isnan(missing) else missing}
+    raise UnsupportedError(f"{where} is not supported by ember")
+
+
+def _chain(name, trans):
+    from sklearn.pipeline import Pipeline
+
+    if trans == "passthrough":
+        return [{"type": "passthrough"}]
+    if isinstance(trans, Pipeline):
+        return [_step(f"{name}/{step_name}", est) for step_name, est in trans.steps if est != "passthrough"]
+    return [_step(name, trans)]
+
+
+def export_pipeline(fitted, path, string_columns=None):
+    """Writes `fitted` (see the module docstring) to `path` as ember's pipeline.json and
+    returns the document. `string_columns` names the input columns that hold strings;
+    by default they are found from the categories the encoders learned."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    est = fitted
+    if isinstance(est, Pipeline) and len(est.steps) == 1 and isinstance(est.steps[0][1], ColumnTransformer):
+        est = est.steps[0][1]
+    names_in = getattr(est, "feature_names_in_", None)
+    if names_in is None:
+        raise UnsupportedError("the estimator was not fitted on a DataFrame with column names")
+    inputs = [str(c) for c in names_in]
+
+    transformers = []
+    remainder = "drop"
+    if isinstance(est, ColumnTransformer):
+        for name, trans, cols in est.transformers_:
+            if name == "remainder":
+                # The fitted form of remainder="passthrough" is an identity transformer:
+                # read what the user asked for instead.
+                if not isinstance(est.remainder, str) or est.remainder not in ("drop", "passthrough"):
+                    raise UnsupportedError("a remainder estimator is not supported (use 'drop' or 'passthrough')")
+                if est.remainder == "passthrough" and len(cols):
+                    remainder = "passthrough"
+                continue
+            if trans == "drop":
+                continue
+            col_names = [inputs[c] if isinstance(c, numbers.Integral) else str(c) for c in cols]
+            transformers.append({"name": name, "columns": col_names, "steps": _chain(name, trans)})
+    elif isinstance(est, Pipeline):
+        for step_name, step in est.steps:
+            if isinstance(step, (ColumnTransformer, Pipeline)):
+                raise UnsupportedError(f"step '{step_name}': a nested {type(step).__name__} must be the only step")
+        transformers.append({"name": "pipeline", "columns": inputs, "steps": _chain("pipeline", est)})
+    else:
+        raise UnsupportedError(f"{type(est).__name__} is not supported: export a Pipeline or a ColumnTransformer")
+
+    strings = set(string_columns or [])
+    if string_columns is None:
+        for t in transformers:
+            for step in t["steps"]:
+                for col, cats in zip(t["columns"], step.get("categories", [])):
+                    if any(isinstance(c, str) for c in cats):
+                        strings.add(col)
+    for t in transformers:
+        for step in t["steps"]:
+            if step["type"] == "ordinal_encoder" and step["handle_unknown"] == "use_encoded_value":
+                if not isinstance(step["unknown_value"], (int, float, type(None))):
+                    raise UnsupportedError(f"transformer '{t['name']}': unknown_value must be a number")
+    doc = {
+        "format": FORMAT,
+        "version": VERSION,
+        "inputs": [{"name": c, "kind": "string" if c in strings else "number"} for c in inputs],
+        "transformers": transformers,
+        "remainder": remainder,
+        "output_names": [str(n) for n in est.get_feature_names_out()],
+    }
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=1, ensure_ascii=False)
+    return doc

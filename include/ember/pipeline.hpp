@@ -1,0 +1,68 @@
+#pragma once
+
+/// Preprocessing: the fitted transforms of a scikit-learn Pipeline / ColumnTransformer,
+/// loaded from pipeline.json, turning a validated feature row into the model's float32
+/// input exactly as scikit-learn's transform() does.
+
+#include <cstddef>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ember/export.hpp"
+#include "ember/schema.hpp"
+#include "ember/status.hpp"
+
+namespace ember {
+
+namespace detail {
+struct PipelineImpl;
+}
+
+/// A loaded preprocessing pipeline. Immutable; copies share it; transform() may be called
+/// from many threads at once and allocates nothing.
+///
+/// Supported steps (with scikit-learn's semantics): SimpleImputer (mean, median,
+/// most_frequent, constant), StandardScaler, MinMaxScaler (feature_range, clip),
+/// MaxAbsScaler, RobustScaler, OneHotEncoder (handle_unknown error or ignore; drop first
+/// or if_binary; string or integer categories), OrdinalEncoder (handle_unknown error or
+/// use_encoded_value), and passthrough/drop, composed as a ColumnTransformer whose
+/// transformers are chains of steps. In a chain, encoders come last.
+class EMBER_API Pipeline {
+ public:
+  /// Parses pipeline.json. InvalidArgument naming the transformer, step and field for
+  /// anything inconsistent: unknown format or version, unknown step, a missing or
+  /// mistyped parameter, widths that disagree, categories of mixed types.
+  static Result<Pipeline> parse(std::string_view json);
+  /// The same from a file; NotFound when it does not exist.
+  static Result<Pipeline> load(const std::filesystem::path& path);
+
+  /// The input columns, in the order transform() reads them from a FeatureRow.
+  [[nodiscard]] const std::vector<std::string>& input_names() const noexcept;
+  /// The output columns (scikit-learn's get_feature_names_out()).
+  [[nodiscard]] const std::vector<std::string>& output_names() const noexcept;
+  [[nodiscard]] std::size_t output_width() const noexcept;
+
+  /// OK when the schema's features are this pipeline's inputs, by name and in order;
+  /// else InvalidArgument naming the first difference.
+  [[nodiscard]] Status check_inputs(const Schema& schema) const;
+
+  /// Transforms one row (its slots in input_names() order) into `out`, which must hold
+  /// output_width() floats. InvalidArgument, naming the column and the value, for a row
+  /// of the wrong width, a missing value no imputer covers, an unknown category under
+  /// handle_unknown=error, or a string where a number is expected.
+  Status transform(const FeatureRow& row, std::span<float> out) const;
+
+  /// Transforms every row of a batch into `out` (rows x output_width(), row-major).
+  /// Stops at the first bad row, naming it.
+  Status transform_batch(const FeatureBatch& batch, std::span<float> out) const;
+
+ private:
+  explicit Pipeline(std::shared_ptr<const detail::PipelineImpl> impl);
+  std::shared_ptr<const detail::PipelineImpl> impl_;
+};
+
+}  // namespace ember

@@ -1,0 +1,130 @@
+"""Fits scikit-learn preprocessing on real and synthetic data, exports it with
+ember.sklearn, and writes what the C++ parity test needs: for each case the exported
+pipeline.json, the input rows and scikit-learn's transform() of them (float64).
+
+    python tests/pipeline/make_pipeline_cases.py OUT_DIR
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.datasets import load_breast_cancer, load_wine
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import (MaxAbsScaler, MinMaxScaler, OneHotEncoder, OrdinalEncoder, RobustScaler,
+                                   StandardScaler)
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bindings", "python"))
+from ember.sklearn import export_pipeline  # noqa: E402
+
+
+def with_missing(frame, fraction, seed):
+    rng = np.random.default_rng(seed)
+    out = frame.copy()
+    for col in out.columns:
+        mask = rng.random(len(out)) < fraction
+        out.loc[mask, col] = np.nan
+    return out
+
+
+def breast_cancer():
+    data = load_breast_cancer(as_frame=True).frame.drop(columns=["target"])
+    data = with_missing(data, 0.05, 1)
+    cols = list(data.columns)
+    ct = ColumnTransformer([
+        ("std", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), cols[:10]),
+        ("minmax", Pipeline([("impute", SimpleImputer(strategy="mean")),
+                             ("scale", MinMaxScaler(feature_range=(-1, 1), clip=True))]), cols[10:18]),
+        ("robust", Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
+                             ("scale", RobustScaler(quantile_range=(10, 90)))]), cols[18:24]),
+        ("maxabs", Pipeline([("impute", SimpleImputer(strategy="constant", fill_value=0.5)),
+                             ("scale", MaxAbsScaler())]), cols[24:28]),
+        ("nomean", Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler(with_mean=False))]), cols[28:29]),
+    ], remainder="drop")
+    train, test = data.iloc[:400], data.iloc[400:]
+    ct.fit(train)
+    return ct, test
+
+
+def wine():
+    data = load_wine(as_frame=True).frame.drop(columns=["target"])
+    data = with_missing(data, 0.08, 2)
+    pipe = Pipeline([("impute", SimpleImputer(strategy="mean")), ("scale", StandardScaler())])
+    pipe.fit(data.iloc[:120])
+    return pipe, data.iloc[120:]
+
+
+def mixed():
+    rng = np.random.default_rng(3)
+    n = 300
+    frame = pd.DataFrame({
+        "income": rng.normal(50000, 15000, n),
+        "age": rng.integers(18, 90, n).astype(float),
+        "plan": rng.choice(["basic", "pro", "enterprise"], n).astype(object),
+        "region": rng.choice(["north", "south", "east", "west", "centre"], n).astype(object),
+        "churned": rng.choice(["yes", "no"], n).astype(object),
+        "stars": rng.integers(1, 6, n),
+        "score": rng.random(n),
+    })
+    frame = with_missing(frame[["income", "age"]], 0.1, 4).join(frame.drop(columns=["income", "age"]))
+    frame.loc[rng.random(n) < 0.1, "plan"] = None
+    train = frame.iloc[:200].copy()
+    test = frame.iloc[200:].copy()
+    test.loc[test.index[:5], "region"] = "atlantis"  # unseen at fit time
+    test.loc[test.index[5:8], "plan"] = "platinum"   # unseen at fit time
+    ct = ColumnTransformer([
+        ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+         ["income", "age"]),
+        ("plan", Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+                           ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False))]), ["plan"]),
+        ("region", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1), ["region"]),
+        ("churned", OneHotEncoder(drop="if_binary", sparse_output=False), ["churned"]),
+        ("stars", OneHotEncoder(drop="first", sparse_output=False), ["stars"]),
+    ], remainder="passthrough")
+    ct.fit(train)
+    return ct, test
+
+
+def cell(v):
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        return float(v)
+    return v
+
+
+def main(out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    cases = []
+    for name, make in [("breast_cancer", breast_cancer), ("wine", wine), ("mixed", mixed)]:
+        fitted, test = make()
+        # ember's feature rows hold float32 (as the schema validator produces them), so
+        # scikit-learn transforms the same float32-rounded inputs: the comparison is then
+        # of the transforms, not of the input type.
+        for col in test.columns:
+            if test[col].dtype.kind == "f":
+                test[col] = test[col].astype(np.float32).astype(np.float64)
+        path = os.path.join(out_dir, f"pipeline_{name}.json")
+        doc = export_pipeline(fitted, path)
+        expected = np.asarray(fitted.transform(test), dtype=np.float64)
+        inputs = [i["name"] for i in doc["inputs"]]
+        rows = [[cell(v) for v in row] for row in test[inputs].itertuples(index=False)]
+        cases.append({"name": name, "pipeline": path, "rows": rows, "expected": expected.tolist(),
+                      "output_names": doc["output_names"]})
+    with open(os.path.join(out_dir, "pipeline_cases.json"), "w") as f:
+        json.dump(cases, f)
+    print(f"{len(cases)} pipeline parity cases written to {out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,199 @@
+// The pipeline reproduces scikit-learn's transform() (cases made by
+// make_pipeline_cases.py at test time), and refuses bad pipelines and bad rows clearly.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+
+#include <nlohmann/json.hpp>
+
+#include "ember/pipeline.hpp"
+
+using ember::FeatureRow;
+using ember::Pipeline;
+using ember::StatusCode;
+
+namespace {
+
+std::filesystem::path cases_dir() {
+  const char* dir = std::getenv("EMBER_TEST_MODELS");
+  REQUIRE(dir != nullptr);
+  return dir;
+}
+
+FeatureRow make_row(const Pipeline& p, const nlohmann::json& cells, const std::vector<bool>& is_text) {
+  FeatureRow row;
+  row.values.assign(cells.size(), std::numeric_limits<float>::quiet_NaN());
+  row.text.assign(cells.size(), "");
+  for (std::size_t i = 0; i < cells.size(); ++i) {
+    const auto& v = cells[i];
+    if (v.is_null()) continue;
+    if (is_text[i]) {
+      row.text[i] = v.get<std::string>();
+      row.values[i] = 0.0f;
+    } else {
+      row.values[i] = v.get<float>();
+    }
+  }
+  (void)p;
+  return row;
+}
+
+// float32 output against float64 reference: rounding to float32 alone costs up to
+// 6e-8 relative; 1e-6 relative (1e-7 absolute near zero) leaves room for nothing else.
+bool close(float got, double want) { return std::abs(static_cast<double>(got) - want) <= 1e-6 * std::abs(want) + 1e-7; }
+
+Pipeline parse_ok(const std::string& text) {
+  auto p = Pipeline::parse(text);
+  INFO(p.status().to_string());
+  REQUIRE(p.ok());
+  return *p;
+}
+
+const char* kSmall = R"({"format": "ember-pipeline", "version": 1,
+  "inputs": [{"name": "x", "kind": "number"}, {"name": "c", "kind": "string"}],
+  "transformers": [
+    {"name": "num", "columns": ["x"], "steps": [{"type": "standard_scaler", "mean": [1.0], "scale": [2.0]}]},
+    {"name": "cat", "columns": ["c"], "steps": [{"type": "one_hot_encoder", "categories": [["a", "b"]],
+                                                  "handle_unknown": "error", "drop_idx": [null]}]}],
+  "remainder": "drop", "output_names": ["num__x", "cat__c_a", "cat__c_b"]})";
+
+}  // namespace
+
+TEST_CASE("pipelines equal scikit-learn's transform on real and synthetic data", "[pipeline][sklearn]") {
+  std::ifstream f(cases_dir() / "pipeline_cases.json");
+  REQUIRE(f.good());
+  const auto cases = nlohmann::json::parse(f);
+  REQUIRE(cases.size() == 3);
+  for (const auto& c : cases) {
+    const std::string name = c.at("name");
+    INFO("case " << name);
+    auto loaded = Pipeline::load(c.at("pipeline").get<std::string>());
+    INFO(loaded.status().to_string());
+    REQUIRE(loaded.ok());
+    const Pipeline& p = *loaded;
+    CHECK(p.output_names() == c.at("output_names").get<std::vector<std::string>>());
+    std::ifstream pf(c.at("pipeline").get<std::string>());
+    const auto doc = nlohmann::json::parse(pf);
+    std::vector<bool> is_text;
+    for (const auto& in : doc.at("inputs")) is_text.push_back(in.at("kind") == "string");
+    std::vector<float> out(p.output_width());
+    std::size_t compared = 0;
+    for (std::size_t r = 0; r < c.at("rows").size(); ++r) {
+      const FeatureRow row = make_row(p, c.at("rows")[r], is_text);
+      const auto s = p.transform(row, out);
+      INFO("row " << r << ": " << s.to_string());
+      REQUIRE(s.ok());
+      const auto& want = c.at("expected")[r];
+      for (std::size_t j = 0; j < out.size(); ++j) {
+        INFO("column " << p.output_names()[j] << ": ember " << out[j] << ", scikit-learn " << want[j].get<double>());
+        CHECK(close(out[j], want[j].get<double>()));
+        ++compared;
+      }
+    }
+    CHECK(compared > 100);
+  }
+}
+
+TEST_CASE("a batch transforms like its rows", "[pipeline]") {
+  auto p = parse_ok(kSmall);
+  ember::FeatureBatch batch;
+  batch.rows = 2;
+  batch.cols = 2;
+  batch.values = {3.0f, 0.0f, -1.0f, 1.0f};
+  batch.text = {"", "b", "", "a"};
+  std::vector<float> out(6);
+  REQUIRE(p.transform_batch(batch, out).ok());
+  CHECK(out == std::vector<float>{1.0f, 0.0f, 1.0f, -1.0f, 1.0f, 0.0f});
+  std::vector<float> small(5);
+  CHECK(p.transform_batch(batch, small).code() == StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("bad rows are refused, naming the column and the value", "[pipeline][errors]") {
+  auto p = parse_ok(kSmall);
+  std::vector<float> out(3);
+  FeatureRow row{{1.0f, 0.0f}, {"", "zebra"}};
+  auto s = p.transform(row, out);
+  CHECK(s.code() == StatusCode::kInvalidArgument);
+  CHECK(s.message() == "column 'c': unknown category 'zebra'");
+  FeatureRow missing{{std::numeric_limits<float>::quiet_NaN(), 0.0f}, {"", "a"}};
+  CHECK(p.transform(missing, out).message() == "column 'x': missing value, and no imputer covers it");
+  FeatureRow missing_cat{{1.0f, std::numeric_limits<float>::quiet_NaN()}, {"", ""}};
+  CHECK(p.transform(missing_cat, out).message() == "column 'c': missing value, and no imputer covers it");
+  FeatureRow narrow{{1.0f}, {""}};
+  CHECK(p.transform(narrow, out).message() == "row has 1 columns, the pipeline takes 2");
+  std::vector<float> wrong(2);
+  CHECK(p.transform(FeatureRow{{1.0f, 0.0f}, {"", "a"}}, wrong).code() == StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("the schema's features must be the pipeline's inputs", "[pipeline][errors]") {
+  auto p = parse_ok(kSmall);
+  auto good = ember::Schema::compile(R"({"type": "object", "properties": {"x": {"type": "number"},
+                                         "c": {"enum": ["a", "b"]}}})");
+  REQUIRE(good.ok());
+  CHECK(p.check_inputs(*good).ok());
+  auto swapped = ember::Schema::compile(R"({"type": "object", "properties": {"c": {"enum": ["a"]},
+                                            "x": {"type": "number"}}})");
+  CHECK(p.check_inputs(*swapped).message() == "pipeline input 0 is 'x' but schema feature 0 is 'c'");
+  auto string_for_number = ember::Schema::compile(R"({"type": "object", "properties": {"x": {"type": "string"},
+                                                      "c": {"enum": ["a"]}}})");
+  CHECK_THAT(p.check_inputs(*string_for_number).message(), Catch::Contains("'x' is a number"));
+}
+
+TEST_CASE("malformed pipelines are refused, naming the transformer, step and field", "[pipeline][errors]") {
+  const auto refused = [](const std::string& text) {
+    auto p = Pipeline::parse(text);
+    REQUIRE_FALSE(p.ok());
+    CHECK(p.status().code() == StatusCode::kInvalidArgument);
+    return p.status().message();
+  };
+  const std::string head = R"({"format": "ember-pipeline", "version": 1, "inputs": [{"name": "x", "kind": "number"},
+                                {"name": "c", "kind": "string"}], "remainder": "drop", )";
+  const auto with = [&](const std::string& transformers, const std::string& names) {
+    return head + R"("transformers": )" + transformers + R"(, "output_names": )" + names + "}";
+  };
+  CHECK(refused("not json") == "pipeline is not valid JSON");
+  CHECK(refused(std::string(kSmall).substr(0, 200)) == "pipeline is not valid JSON");
+  CHECK_THAT(refused(R"({"format": "other", "version": 1})"), Catch::Contains("not an ember pipeline"));
+  CHECK_THAT(refused(R"({"format": "ember-pipeline", "version": 2})"), Catch::Contains("unsupported format version"));
+  CHECK(refused(with(R"([{"name": "t", "columns": ["x"], "steps": [{"type": "kbins"}]}])", R"(["a"])")) ==
+        "pipeline: transformer 't', step 0 (kbins): unknown step type 'kbins'");
+  CHECK(refused(with(R"([{"name": "t", "columns": ["x"], "steps": [{"type": "standard_scaler", "mean": [1]}]}])",
+                     R"(["a"])")) == "pipeline: transformer 't', step 0 (standard_scaler): missing field 'scale'");
+  CHECK(refused(with(R"([{"name": "t", "columns": ["x"], "steps": [{"type": "standard_scaler", "mean": [1, 2],
+                          "scale": [1]}]}])", R"(["a"])")) ==
+        "pipeline: transformer 't', step 0 (standard_scaler): field 'mean' must be an array of 1 numbers");
+  CHECK_THAT(refused(with(R"([{"name": "t", "columns": ["x"], "steps": [{"type": "max_abs_scaler", "scale": [0]}]}])",
+                          R"(["a"])")), Catch::Contains("scale of 'x' must be positive"));
+  CHECK_THAT(refused(with(R"([{"name": "t", "columns": ["c"], "steps": [{"type": "one_hot_encoder",
+                              "categories": [["a", 1]], "handle_unknown": "error", "drop_idx": [null]}]}])",
+                          R"(["a", "b"])")), Catch::Contains("mix strings and numbers"));
+  CHECK_THAT(refused(with(R"([{"name": "t", "columns": ["x"], "steps": [{"type": "one_hot_encoder",
+                              "categories": [["a"]], "handle_unknown": "error", "drop_idx": [null]}]}])",
+                          R"(["a"])")), Catch::Contains("is a number column but its categories are strings"));
+  CHECK_THAT(refused(with(R"([{"name": "t", "columns": ["c"], "steps": [{"type": "one_hot_encoder",
+                              "categories": [["a", "a"]], "handle_unknown": "error", "drop_idx": [null]}]}])",
+                          R"(["a", "b"])")), Catch::Contains("listed twice"));
+  CHECK_THAT(refused(with(R"([{"name": "t", "columns": ["c"], "steps": [{"type": "one_hot_encoder",
+                              "categories": [["a", "b"]], "handle_unknown": "sometimes", "drop_idx": [null]}]}])",
+                          R"(["a", "b"])")), Catch::Contains("unsupported value 'sometimes'"));
+  CHECK_THAT(refused(with(R"([{"name": "t", "columns": ["c"], "steps": [{"type": "one_hot_encoder",
+                              "categories": [["a", "b"]], "handle_unknown": "error", "drop_idx": [null]},
+                              {"type": "standard_scaler", "mean": [0], "scale": [1]}]}])", R"(["a", "b"])")),
+             Catch::Contains("no step may follow an encoder"));
+  CHECK_THAT(refused(with(R"([{"name": "t", "columns": ["c"], "steps": []}])", R"(["a"])")),
+             Catch::Contains("string column 'c' must end in an encoder"));
+  CHECK_THAT(refused(with(R"([{"name": "t", "columns": ["y"], "steps": []}])", R"(["a"])")),
+             Catch::Contains("unknown column \"y\""));
+  CHECK_THAT(refused(with(R"([{"name": "t", "columns": ["x"], "steps": []}])", R"(["a", "b"])")),
+             Catch::Contains("produce 1 columns but 'output_names' lists 2"));
+  CHECK_THAT(refused(with(R"([{"name": "t", "columns": ["c"], "steps": [{"type": "standard_scaler", "mean": [0],
+                              "scale": [1]}]}])", R"(["a"])")), Catch::Contains("holds strings; a scaler needs numbers"));
+  CHECK_THAT(refused(with(R"([{"name": "t", "columns": ["x"], "steps": [{"type": "simple_imputer",
+                              "strategy": "mean", "fill": ["zero"]}]}])", R"(["a"])")),
+             Catch::Contains("fill value of column 'x' must be a number"));
+  CHECK(Pipeline::load("/nonexistent/pipeline.json").status().code() == StatusCode::kNotFound);
+}
