@@ -1,6 +1,9 @@
 // ember: the command-line tool. Exit status: 0 success, 1 the command failed (a
 // one-line error on stderr), 2 bad usage.
+#include <algorithm>
+#include <charconv>
 #include <cstdint>
+#include <limits>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -41,6 +44,13 @@ struct ValidateArgs {
   std::string policy = "reject";
   std::size_t max_errors = 16;
   std::size_t max_record_bytes = std::size_t{1} << 20;
+};
+
+struct TransformArgs {
+  std::string pipeline;
+  std::string input;
+  std::string output;
+  std::string format = "auto";
 };
 
 struct InfoArgs {
@@ -278,6 +288,167 @@ int cmd_validate(const ValidateArgs& args) {
   return invalid == 0 ? 0 : 1;
 }
 
+// One CSV record (RFC 4180: quoted fields, "" inside quotes). False when a quote is
+// left open at the end of the line.
+bool split_csv(const std::string& line, std::vector<std::string>& fields) {
+  fields.clear();
+  std::string field;
+  bool quoted = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        field += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        field += c;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      fields.push_back(std::move(field));
+      field.clear();
+    } else {
+      field += c;
+    }
+  }
+  fields.push_back(std::move(field));
+  return !quoted;
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+int cmd_transform(const TransformArgs& args) {
+  auto pipeline = ember::Pipeline::load(args.pipeline);
+  if (!pipeline.ok()) return fail(pipeline.status());
+  std::string format = args.format;
+  if (format == "auto") {
+    const auto ext = std::filesystem::path(args.input).extension().string();
+    if (ext == ".csv") format = "csv";
+    else if (ext == ".jsonl" || ext == ".json" || ext == ".ndjson") format = "jsonl";
+    else return fail(ember::invalid_argument("cannot tell the input format of '" + args.input + "'; use --format"));
+  }
+  std::ifstream file;
+  std::istream* in = &std::cin;
+  if (args.input != "-") {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(args.input, ec)) {
+      return fail(ember::not_found("input file '" + args.input + "' does not exist"));
+    }
+    file.open(args.input, std::ios::binary);
+    in = &file;
+  }
+  std::ofstream out_file;
+  std::ostream* out = &std::cout;
+  if (!args.output.empty()) {
+    out_file.open(args.output, std::ios::binary);
+    if (!out_file) return fail(ember::invalid_argument("cannot write '" + args.output + "'"));
+    out = &out_file;
+  }
+  const auto& inputs = pipeline->input_names();
+  // Written once the input is known to be readable, so a failed command prints nothing.
+  bool header_written = false;
+  const auto write_header = [&] {
+    if (header_written) return;
+    header_written = true;
+    for (std::size_t i = 0; i < pipeline->output_names().size(); ++i) {
+      *out << (i ? "," : "") << csv_field(pipeline->output_names()[i]);
+    }
+    *out << "\n";
+  };
+
+  ember::FeatureRow row;
+  row.values.resize(inputs.size());
+  row.text.resize(inputs.size());
+  std::vector<float> result(pipeline->output_width());
+  std::vector<std::string> fields;
+  std::vector<std::size_t> csv_column;  // input index -> CSV field index
+  std::size_t line_no = 0, written = 0, failed = 0;
+  const auto set_cell = [&](std::size_t i, std::string_view text, bool is_null) -> ember::Status {
+    row.text[i].clear();
+    if (is_null) {
+      row.values[i] = std::numeric_limits<float>::quiet_NaN();
+      return {};
+    }
+    if (pipeline->input_is_string(i)) {
+      row.text[i].assign(text);
+      row.values[i] = 0.0f;
+      return {};
+    }
+    double v = 0;
+    const auto res = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (res.ec != std::errc() || res.ptr != text.data() + text.size()) {
+      return ember::invalid_argument("column '" + inputs[i] + "': expected a number, got \"" + std::string(text) + "\"");
+    }
+    row.values[i] = static_cast<float>(v);
+    return {};
+  };
+  for (std::string line; std::getline(*in, line);) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    ember::Status status;
+    if (format == "csv") {
+      if (!split_csv(line, fields)) {
+        status = ember::invalid_argument("unterminated quote");
+      } else if (csv_column.empty()) {  // the header
+        for (const auto& name : inputs) {
+          auto it = std::find(fields.begin(), fields.end(), name);
+          if (it == fields.end()) return fail(ember::invalid_argument("the CSV header has no column '" + name + "'"));
+          csv_column.push_back(static_cast<std::size_t>(it - fields.begin()));
+        }
+        continue;
+      } else {
+        for (std::size_t i = 0; i < inputs.size() && status.ok(); ++i) {
+          const std::size_t f = csv_column[i];
+          if (f >= fields.size()) status = ember::invalid_argument("column '" + inputs[i] + "' is missing from the line");
+          else status = set_cell(i, fields[f], fields[f].empty());
+        }
+      }
+    } else {
+      const auto doc = nlohmann::json::parse(line, nullptr, false);
+      if (doc.is_discarded() || !doc.is_object()) {
+        status = ember::invalid_argument("not a JSON object");
+      } else {
+        for (std::size_t i = 0; i < inputs.size() && status.ok(); ++i) {
+          const auto it = doc.find(inputs[i]);
+          if (it == doc.end() || it->is_null()) status = set_cell(i, "", true);
+          else if (it->is_string()) status = set_cell(i, it->get_ref<const std::string&>(), false);
+          else if (it->is_number()) status = set_cell(i, it->dump(), false);
+          else status = ember::invalid_argument("column '" + inputs[i] + "': expected a number or a string, got " + it->dump());
+        }
+      }
+    }
+    if (status.ok()) status = pipeline->transform(row, result);
+    if (!status.ok()) {
+      ++failed;
+      std::fprintf(stderr, "ember: line %zu: %s\n", line_no, status.message().c_str());
+      continue;
+    }
+    write_header();
+    for (std::size_t j = 0; j < result.size(); ++j) {
+      char buf[32];
+      const auto res = std::to_chars(buf, buf + sizeof buf, result[j]);
+      if (j) *out << ',';
+      out->write(buf, res.ptr - buf);
+    }
+    *out << "\n";
+    ++written;
+  }
+  write_header();
+  out->flush();
+  if (!*out) return fail(ember::internal_error("cannot write the output"));
+  std::fprintf(stderr, "ember: %zu rows transformed, %zu failed\n", written, failed);
+  return failed == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -334,6 +505,23 @@ int main(int argc, char** argv) {
   validate->add_option("--max-record-bytes", validate_args.max_record_bytes, "Longer records are invalid")
       ->capture_default_str();
 
+  TransformArgs transform_args;
+  CLI::App* transform = app.add_subcommand(
+      "transform", "Apply a pipeline.json to rows (JSON lines or CSV) and write the output matrix as CSV.");
+  transform->footer(
+      "Rows: JSON lines of {\"feature\": value} objects, or CSV with a header naming the\n"
+      "pipeline's inputs; an absent, null or empty value is missing. The output is CSV with\n"
+      "the output feature names as header. A bad row is reported on standard error with its\n"
+      "line and column, and skipped. Exit status: 0 when every row was transformed, 1 when\n"
+      "any failed or the command failed, 2 for bad usage.");
+  transform->add_option("-p,--pipeline", transform_args.pipeline, "pipeline.json")->required();
+  transform->add_option("-i,--input", transform_args.input, "rows: .jsonl or .csv ('-' for standard input)")
+      ->required();
+  transform->add_option("-o,--output", transform_args.output, "Write the CSV here instead of standard output");
+  transform->add_option("--format", transform_args.format, "Input format")
+      ->check(CLI::IsMember({"auto", "jsonl", "csv"}))
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -349,5 +537,6 @@ int main(int argc, char** argv) {
   if (info->parsed()) return cmd_info(info_args);
   if (run->parsed()) return cmd_run(run_args);
   if (validate->parsed()) return cmd_validate(validate_args);
+  if (transform->parsed()) return cmd_transform(transform_args);
   return 2;
 }

@@ -42,6 +42,8 @@ class EMBER_API Pipeline {
 
   /// The input columns, in the order transform() reads them from a FeatureRow.
   [[nodiscard]] const std::vector<std::string>& input_names() const noexcept;
+  /// Whether input i holds strings (read from FeatureRow::text) rather than numbers.
+  [[nodiscard]] bool input_is_string(std::size_t i) const noexcept;
   /// The output columns (scikit-learn's get_feature_names_out()).
   [[nodiscard]] const std::vector<std::string>& output_names() const noexcept;
   [[nodiscard]] std::size_t output_width() const noexcept;

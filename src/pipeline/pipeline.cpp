@@ -29,7 +29,9 @@ struct Op {
   enum Kind : std::uint8_t {
     kCenterScale,  // (x - a) / b: StandardScaler, RobustScaler, MaxAbsScaler
     kScaleShift,   // x * a + b: MinMaxScaler
-    kClip,         // min(max(x, a), b): MinMaxScaler(clip=True)
+    kClip,         // min(max(x, a), b): MinMaxScaler(clip=True), np.clip
+    kLog1p,        // log1p(x)
+    kSqrt,         // sqrt(x)
   } kind;
   double a;
   double b;
@@ -57,7 +59,7 @@ struct Categories {
   }
 };
 
-enum class Encoder : std::uint8_t { kNone, kOneHot, kOrdinal };
+enum class Encoder : std::uint8_t { kNone, kOneHot, kOrdinal, kBins };
 
 // Everything that happens to one input column inside one transformer.
 struct ColumnPlan {
@@ -76,6 +78,8 @@ struct ColumnPlan {
   bool has_unknown_value = false;
   double unknown_value = 0.0;   // ordinal: use_encoded_value
   double encoded_missing = std::numeric_limits<double>::quiet_NaN();
+  std::vector<double> inner_edges;  // KBinsDiscretizer: bin_edges[1:-1]
+  bool bins_onehot = false;
   std::size_t out = 0;          // first output column
   std::size_t width = 1;
 };
@@ -228,6 +232,59 @@ Status load_step(const Json& step, std::size_t index, const std::string& transfo
     }
     return {};
   }
+  if (type == "function") {
+    auto fn = text_field(step, "name", at, {"log1p", "sqrt", "clip"});
+    if (!fn.ok()) return fn.status();
+    Op op{*fn == "log1p" ? Op::kLog1p : *fn == "sqrt" ? Op::kSqrt : Op::kClip, 0.0, 0.0};
+    if (op.kind == Op::kClip) {
+      const auto bound = [&](const char* field, double fallback) -> Result<double> {
+        if (!step.contains(field) || step.at(field).is_null()) return fallback;
+        if (!step.at(field).is_number()) return invalid_argument(at + ": field '" + std::string(field) + "' must be a number or null");
+        return step.at(field).get<double>();
+      };
+      auto lo = bound("min", -std::numeric_limits<double>::infinity());
+      if (!lo.ok()) return lo.status();
+      auto hi = bound("max", std::numeric_limits<double>::infinity());
+      if (!hi.ok()) return hi.status();
+      if (*lo > *hi) return invalid_argument(at + ": 'min' is greater than 'max'");
+      op.a = *lo;
+      op.b = *hi;
+    }
+    for (ColumnPlan* c : cols) {
+      if (c->text) return invalid_argument(at + ": column '" + c->name + "' holds strings; " + *fn + " needs numbers");
+      c->ops.push_back(op);
+    }
+    return {};
+  }
+  if (type == "kbins_discretizer") {
+    auto encode = text_field(step, "encode", at, {"ordinal", "onehot", "onehot-dense"});
+    if (!encode.ok()) return encode.status();
+    if (!step.contains("bin_edges") || !step.at("bin_edges").is_array() || step.at("bin_edges").size() != w) {
+      return invalid_argument(at + ": field 'bin_edges' must be an array of " + std::to_string(w) + " arrays");
+    }
+    for (std::size_t i = 0; i < w; ++i) {
+      ColumnPlan& c = *cols[i];
+      if (c.text) return invalid_argument(at + ": column '" + c.name + "' holds strings; bins need numbers");
+      const Json& edges = step.at("bin_edges")[i];
+      if (!edges.is_array() || edges.size() < 2) {
+        return invalid_argument(at + ": bin_edges of '" + c.name + "' must hold at least 2 numbers");
+      }
+      std::vector<double> e;
+      for (const auto& x : edges) {
+        if (!x.is_number()) return invalid_argument(at + ": bin_edges of '" + c.name + "' must hold numbers");
+        if (!e.empty() && x.get<double>() < e.back()) {
+          return invalid_argument(at + ": bin_edges of '" + c.name + "' must not decrease");
+        }
+        e.push_back(x.get<double>());
+      }
+      c.inner_edges.assign(e.begin() + 1, e.end() - 1);
+      c.encoder = Encoder::kBins;
+      c.bins_onehot = *encode != "ordinal";
+      c.width = c.bins_onehot ? e.size() - 1 : 1;
+    }
+    encoded = true;
+    return {};
+  }
   if (type == "one_hot_encoder" || type == "ordinal_encoder") {
     if (!step.contains("categories") || !step.at("categories").is_array() || step.at("categories").size() != w) {
       return invalid_argument(at + ": field 'categories' must be an array of " + std::to_string(w) + " arrays");
@@ -292,6 +349,20 @@ std::string cell_text(const FeatureRow& row, const ColumnPlan& c) {
   return buf;
 }
 
+// The elementwise steps of a numeric column, with scikit-learn's arithmetic order.
+double apply_ops(const ColumnPlan& c, double x) {
+  for (const detail::Op& op : c.ops) {
+    switch (op.kind) {
+      case detail::Op::kCenterScale: x = (x - op.a) / op.b; break;
+      case detail::Op::kScaleShift: x = x * op.a + op.b; break;
+      case detail::Op::kClip: x = std::min(std::max(x, op.a), op.b); break;
+      case detail::Op::kLog1p: x = std::log1p(x); break;
+      case detail::Op::kSqrt: x = std::sqrt(x); break;
+    }
+  }
+  return x;
+}
+
 Status transform_column(const ColumnPlan& c, const FeatureRow& row, float* out) {
   const double raw = row.values[c.input];
   bool missing = std::isnan(raw);
@@ -305,14 +376,22 @@ Status transform_column(const ColumnPlan& c, const FeatureRow& row, float* out) 
   }
   if (c.encoder == Encoder::kNone) {
     if (missing) return invalid_argument("column '" + c.name + "': missing value, and no imputer covers it");
-    for (const detail::Op& op : c.ops) {
-      switch (op.kind) {
-        case detail::Op::kCenterScale: x = (x - op.a) / op.b; break;
-        case detail::Op::kScaleShift: x = x * op.a + op.b; break;
-        case detail::Op::kClip: x = std::min(std::max(x, op.a), op.b); break;
-      }
-    }
+    x = apply_ops(c, x);
     out[0] = static_cast<float>(x);
+    return {};
+  }
+  if (c.encoder == Encoder::kBins) {
+    if (missing) return invalid_argument("column '" + c.name + "': missing value, and no imputer covers it");
+    x = apply_ops(c, x);
+    // np.searchsorted(bin_edges[1:-1], x, side="right"), as scikit-learn does
+    const auto bin = static_cast<std::size_t>(
+        std::upper_bound(c.inner_edges.begin(), c.inner_edges.end(), x) - c.inner_edges.begin());
+    if (!c.bins_onehot) {
+      out[0] = static_cast<float>(bin);
+    } else {
+      std::fill(out, out + c.width, 0.0f);
+      out[bin] = 1.0f;
+    }
     return {};
   }
   int idx;
@@ -463,6 +542,9 @@ Result<Pipeline> Pipeline::load(const std::filesystem::path& path) {
 
 const std::vector<std::string>& Pipeline::input_names() const noexcept { return impl_->inputs; }
 const std::vector<std::string>& Pipeline::output_names() const noexcept { return impl_->outputs; }
+bool Pipeline::input_is_string(std::size_t i) const noexcept {
+  return i < impl_->input_is_text.size() && impl_->input_is_text[i];
+}
 std::size_t Pipeline::output_width() const noexcept { return impl_->outputs.size(); }
 
 Status Pipeline::check_inputs(const Schema& schema) const {

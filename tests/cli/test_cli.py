@@ -33,7 +33,7 @@ def assert_error(result, code_name, fragment=""):
     assert result.stdout == ""
 
 
-@pytest.mark.parametrize("args", [["--help"], ["info", "--help"], ["run", "--help"], ["validate", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["info", "--help"], ["run", "--help"], ["validate", "--help"], ["transform", "--help"]])
 def test_help(args):
     result = ember(*args)
     assert result.returncode == 0
@@ -249,3 +249,47 @@ def test_validate_bad_schema_and_files(tmp_path):
     schema = write_json(tmp_path, SCHEMA, "schema.json")
     assert_error(ember("validate", "-s", schema, "-i", str(tmp_path / "none.jsonl")), "NotFound", "none.jsonl")
     assert ember("validate", "-s", schema, "-i", "-", "--policy", "maybe").returncode == 2
+
+
+def test_transform_csv_and_jsonl(tmp_path):
+    pipeline = model("pipeline_mixed.json")
+    rows = tmp_path / "rows.csv"
+    rows.write_text('income,age,plan,region,churned,stars,score\n52000,33,pro,north,no,3,0.5\n'
+                    ',,,"south, far",yes,5,0.1\n')
+    out = tmp_path / "out.csv"
+    result = ember("transform", "--pipeline", pipeline, "--input", str(rows), "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("num__income,num__age,plan__plan_basic")
+    assert len(lines) == 3
+    assert len(lines[1].split(",")) == len(lines[0].split(","))
+    assert "2 rows transformed, 0 failed" in result.stderr
+    jsonl = ember("transform", "-p", pipeline, "-i", "-", "--format", "jsonl",
+                  stdin='{"income": 52000, "age": 33, "plan": "pro", "region": "north", "churned": "no", '
+                        '"stars": 3, "score": 0.5}\n')
+    assert jsonl.returncode == 0, jsonl.stderr
+    assert jsonl.stdout.splitlines()[1] == lines[1]
+
+
+def test_transform_reports_bad_rows_with_line_and_column(tmp_path):
+    rows = tmp_path / "rows.csv"
+    rows.write_text("income,age,plan,region,churned,stars,score\nabc,40,basic,east,no,1,0.3\n"
+                    "41000,50,pro,west,maybe,2,0.9\n1,2,pro,west,no,2,\"0.9\n")
+    result = ember("transform", "-p", model("pipeline_mixed.json"), "-i", str(rows))
+    assert result.returncode == 1
+    assert "line 2: column 'income': expected a number, got \"abc\"" in result.stderr
+    assert "line 3: column 'churned': unknown category 'maybe'" in result.stderr
+    assert "line 4: unterminated quote" in result.stderr
+    assert "0 rows transformed, 3 failed" in result.stderr
+
+
+def test_transform_usage_errors(tmp_path):
+    rows = tmp_path / "rows.txt"
+    rows.write_text("x\n")
+    assert_error(ember("transform", "-p", model("pipeline_mixed.json"), "-i", str(rows)), "InvalidArgument",
+                 "use --format")
+    header = tmp_path / "rows.csv"
+    header.write_text("income,age\n1,2\n")
+    assert_error(ember("transform", "-p", model("pipeline_mixed.json"), "-i", str(header)), "InvalidArgument",
+                 "no column 'plan'")
+    assert_error(ember("transform", "-p", str(tmp_path / "none.json"), "-i", str(header)), "NotFound", "none.json")

@@ -15,8 +15,8 @@ from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_breast_cancer, load_wine
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import (MaxAbsScaler, MinMaxScaler, OneHotEncoder, OrdinalEncoder, RobustScaler,
-                                   StandardScaler)
+from sklearn.preprocessing import (FunctionTransformer, KBinsDiscretizer, MaxAbsScaler, MinMaxScaler,
+                                   OneHotEncoder, OrdinalEncoder, RobustScaler, StandardScaler)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bindings", "python"))
 from ember.sklearn import export_pipeline  # noqa: E402
@@ -44,6 +44,16 @@ def breast_cancer():
         ("maxabs", Pipeline([("impute", SimpleImputer(strategy="constant", fill_value=0.5)),
                              ("scale", MaxAbsScaler())]), cols[24:28]),
         ("nomean", Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler(with_mean=False))]), cols[28:29]),
+        ("log", Pipeline([("impute", SimpleImputer()),
+                          ("log1p", FunctionTransformer(np.log1p, feature_names_out="one-to-one")),
+                          ("bins", KBinsDiscretizer(n_bins=5, encode="onehot-dense", strategy="quantile",
+                                                    quantile_method="averaged_inverted_cdf"))]), cols[29:30]),
+        ("uniform", Pipeline([("impute", SimpleImputer()),
+                              ("sqrt", FunctionTransformer(np.sqrt, feature_names_out="one-to-one")),
+                              ("clip", FunctionTransformer(np.clip, kw_args={"a_min": 0.2, "a_max": 4.0},
+                                                           feature_names_out="one-to-one")),
+                              ("bins", KBinsDiscretizer(n_bins=4, encode="ordinal", strategy="uniform"))]),
+         cols[0:2]),
     ], remainder="drop")
     train, test = data.iloc[:400], data.iloc[400:]
     ct.fit(train)

@@ -11,9 +11,11 @@ columns have names (they must match the request schema's feature names).
 
 Steps: SimpleImputer (mean, median, most_frequent, constant; no indicator),
 StandardScaler, MinMaxScaler, MaxAbsScaler, RobustScaler, OneHotEncoder (handle_unknown
-"error" or "ignore"; drop None, "first" or "if_binary"; no infrequent categories) and
+"error" or "ignore"; drop None, "first" or "if_binary"; no infrequent categories),
 OrdinalEncoder (handle_unknown "error" or "use_encoded_value"; no infrequent
-categories). Encoders must come last in a chain. Anything else raises
+categories), KBinsDiscretizer (any strategy; encode "ordinal" or one-hot, written dense)
+and FunctionTransformer of np.log1p, np.sqrt or np.clip with scalar bounds (use
+feature_names_out="one-to-one" so that output names exist). Encoders must come last in a chain. Anything else raises
 UnsupportedError naming the step and the reason: ember never exports something it
 cannot reproduce exactly.
 """
@@ -56,8 +58,8 @@ def _category(value):
 
 def _step(name, est):
     from sklearn.impute import SimpleImputer
-    from sklearn.preprocessing import (MaxAbsScaler, MinMaxScaler, OneHotEncoder, OrdinalEncoder, RobustScaler,
-                                       StandardScaler)
+    from sklearn.preprocessing import (FunctionTransformer, KBinsDiscretizer, MaxAbsScaler, MinMaxScaler,
+                                       OneHotEncoder, OrdinalEncoder, RobustScaler, StandardScaler)
 
     where = f"step '{name}' ({type(est).__name__})"
     if isinstance(est, SimpleImputer):
@@ -105,7 +107,36 @@ def _step(name, est):
         return {"type": "ordinal_encoder", "categories": categories, "handle_unknown": est.handle_unknown,
                 "unknown_value": None if unknown is None or (isinstance(unknown, float) and math.isnan(unknown)) else unknown,
                 "encoded_missing_value": None if isinstance(missing, float) and math.isnan(missing) else missing}
+    if isinstance(est, KBinsDiscretizer):
+        if est.encode not in ("ordinal", "onehot", "onehot-dense"):
+            raise UnsupportedError(f"{where}: encode={est.encode!r} is not supported")
+        return {"type": "kbins_discretizer", "encode": est.encode,
+                "bin_edges": [_floats(edges) for edges in est.bin_edges_]}
+    if isinstance(est, FunctionTransformer):
+        return _function(where, est)
     raise UnsupportedError(f"{where} is not supported by ember")
+
+
+def _function(where, est):
+    import numpy as np
+
+    kw = dict(est.kw_args or {})
+    if est.func is np.log1p or est.func is np.sqrt:
+        if kw:
+            raise UnsupportedError(f"{where}: {est.func.__name__} takes no kw_args")
+        return {"type": "function", "name": est.func.__name__}
+    if est.func is np.clip:
+        lo = kw.pop("a_min", kw.pop("min", None))
+        hi = kw.pop("a_max", kw.pop("max", None))
+        if kw:
+            raise UnsupportedError(f"{where}: np.clip with kw_args {sorted(kw)} is not supported")
+        for bound in (lo, hi):
+            if bound is not None and not isinstance(bound, numbers.Real):
+                raise UnsupportedError(f"{where}: np.clip bounds must be numbers (one per column is not supported)")
+        return {"type": "function", "name": "clip", "min": None if lo is None else float(lo),
+                "max": None if hi is None else float(hi)}
+    name = getattr(est.func, "__name__", repr(est.func))
+    raise UnsupportedError(f"{where}: func={name} is not supported (ember knows np.log1p, np.sqrt, np.clip)")
 
 
 def _chain(name, trans):
