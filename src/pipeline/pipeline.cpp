@@ -342,7 +342,13 @@ namespace {
 using detail::ColumnPlan;
 using detail::Encoder;
 
-std::string cell_text(const FeatureRow& row, const ColumnPlan& c) {
+// One row's cells: a view of a FeatureRow or of one row of a FeatureBatch.
+struct Cells {
+  const float* values;
+  const std::string* text;
+};
+
+std::string cell_text(Cells row, const ColumnPlan& c) {
   if (c.text) return "'" + row.text[c.input] + "'";
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.17g", static_cast<double>(row.values[c.input]));
@@ -363,7 +369,7 @@ double apply_ops(const ColumnPlan& c, double x) {
   return x;
 }
 
-Status transform_column(const ColumnPlan& c, const FeatureRow& row, float* out) {
+Status transform_column(const ColumnPlan& c, Cells row, float* out) {
   const double raw = row.values[c.input];
   bool missing = std::isnan(raw);
   double x = raw;
@@ -578,8 +584,9 @@ Status Pipeline::transform(const FeatureRow& row, std::span<float> out) const {
     return invalid_argument("output buffer holds " + std::to_string(out.size()) + " floats, the pipeline writes " +
                             std::to_string(impl.outputs.size()));
   }
+  const Cells cells{row.values.data(), row.text.data()};
   for (const ColumnPlan& c : impl.columns) {
-    EMBER_RETURN_IF_ERROR(transform_column(c, row, out.data() + c.out));
+    EMBER_RETURN_IF_ERROR(transform_column(c, cells, out.data() + c.out));
   }
   return {};
 }
@@ -591,15 +598,15 @@ Status Pipeline::transform_batch(const FeatureBatch& batch, std::span<float> out
                             std::to_string(impl_->inputs.size()));
   }
   if (out.size() != batch.rows * width) return invalid_argument("output buffer is not rows x output_width()");
-  FeatureRow row;
-  row.values.resize(batch.cols);
-  row.text.resize(batch.cols);
+  if (batch.values.size() < batch.rows * batch.cols || batch.text.size() < batch.rows * batch.cols) {
+    return invalid_argument("batch holds fewer cells than rows x cols");
+  }
   for (std::size_t r = 0; r < batch.rows; ++r) {
-    std::copy_n(batch.values.begin() + static_cast<std::ptrdiff_t>(r * batch.cols), batch.cols, row.values.begin());
-    for (std::size_t c = 0; c < batch.cols; ++c) {
-      if (impl_->input_is_text[c]) row.text[c] = batch.text[r * batch.cols + c];
+    const Cells cells{batch.values.data() + r * batch.cols, batch.text.data() + r * batch.cols};
+    for (const ColumnPlan& c : impl_->columns) {
+      Status s = transform_column(c, cells, out.data() + r * width + c.out);
+      if (!s.ok()) return s.with_context("row " + std::to_string(r));
     }
-    EMBER_RETURN_IF_ERROR(transform(row, out.subspan(r * width, width)).with_context("row " + std::to_string(r)));
   }
   return {};
 }
