@@ -11,6 +11,7 @@ import os
 import sys
 
 import numpy as np
+import pydantic
 import torch
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
@@ -61,6 +62,28 @@ def main(out_dir: str) -> int:
         expected = model(torch.from_numpy(rows)).tolist()
     with open(os.path.join(out_dir, "expected.json"), "w") as f:
         json.dump({"probability_benign": expected, "labels": y_test[:5].tolist()}, f)
+    # The request schema, from a pydantic model whose fields are the 30 features with the
+    # range each had in training (ember flags values outside it).
+    fields = {}
+    for j, name in enumerate(data.feature_names):
+        lo, hi = float(x_train[:, j].min()), float(x_train[:, j].max())
+        extra = {"x-ember-training-range": {"min": lo, "max": hi}}
+        fields[name.replace(" ", "_")] = (float, pydantic.Field(ge=0, json_schema_extra=extra))
+    Patient = pydantic.create_model("Patient", **fields)
+    with open(os.path.join(out_dir, "schema.json"), "w") as f:
+        json.dump(Patient.model_json_schema(), f, indent=1)
+    names = list(fields)
+    with open(os.path.join(out_dir, "requests.jsonl"), "w") as f:
+        for row in rows:
+            f.write(json.dumps(dict(zip(names, map(float, row)))) + "\n")
+        bad = dict(zip(names, map(float, rows[0])))
+        bad["mean_radius"] = -3.0
+        bad["worst_area"] = "large"
+        del bad["mean_texture"]
+        f.write(json.dumps(bad) + "\n")
+        far = dict(zip(names, map(float, rows[1])))
+        far["mean_area"] = 99999.0
+        f.write(json.dumps(far) + "\n")
     print(f"trained on {len(x_train)} rows; held-out accuracy {accuracy:.3f} on {len(x_test)} rows")
     print("PyTorch's predictions for the 5 demo rows:", " ".join(f"{p:.4f}" for p in expected))
     print("true labels (1 = benign):                 ", " ".join(str(int(v)) for v in y_test[:5]))

@@ -149,6 +149,19 @@ def _chain(name, trans):
     return [_step(name, trans)]
 
 
+def _column_names(name, cols, inputs):
+    if isinstance(cols, (str, numbers.Integral)):
+        cols = [cols]
+    if isinstance(cols, slice) or callable(cols):
+        raise UnsupportedError(f"transformer '{name}': give its columns as names or indices, not a slice or a callable")
+    out = []
+    for c in list(cols):
+        if isinstance(c, (bool,)) or (hasattr(c, "dtype") and c.dtype == bool):
+            raise UnsupportedError(f"transformer '{name}': boolean column masks are not supported")
+        out.append(inputs[int(c)] if isinstance(c, numbers.Integral) else str(c))
+    return out
+
+
 def export_pipeline(fitted, path, string_columns=None):
     """Writes `fitted` (see the module docstring) to `path` as ember's pipeline.json and
     returns the document. `string_columns` names the input columns that hold strings;
@@ -178,7 +191,7 @@ def export_pipeline(fitted, path, string_columns=None):
                 continue
             if trans == "drop":
                 continue
-            col_names = [inputs[c] if isinstance(c, numbers.Integral) else str(c) for c in cols]
+            col_names = _column_names(name, cols, inputs)
             transformers.append({"name": name, "columns": col_names, "steps": _chain(name, trans)})
     elif isinstance(est, Pipeline):
         for step_name, step in est.steps:
