@@ -40,6 +40,16 @@ class EMBER_API Pipeline {
   /// The same from a file; NotFound when it does not exist.
   static Result<Pipeline> load(const std::filesystem::path& path);
 
+  /// Fits a pipeline on rows, as scikit-learn's fit() does, from a spec: the layout of
+  /// pipeline.json with each step's options instead of fitted values (what
+  /// ember.sklearn.export_spec writes). Rows are laid out as the spec's inputs.
+  /// InvalidArgument for a bad spec, a column with nothing to fit on (all missing), a
+  /// KBinsDiscretizer on missing values or on a constant column, or strategy kmeans.
+  static Result<Pipeline> fit(std::string_view spec_json, const FeatureBatch& rows);
+
+  /// The pipeline as pipeline.json text (what parse() reads).
+  [[nodiscard]] const std::string& to_json() const noexcept;
+
   /// The input columns, in the order transform() reads them from a FeatureRow.
   [[nodiscard]] const std::vector<std::string>& input_names() const noexcept;
   /// Whether input i holds strings (read from FeatureRow::text) rather than numbers.

@@ -91,6 +91,7 @@ std::string where(const std::string& transformer, std::size_t step, const std::s
 }  // namespace
 
 struct PipelineImpl {
+  std::string json;
   std::vector<std::string> inputs;
   std::vector<bool> input_is_text;
   std::vector<std::string> outputs;
@@ -447,6 +448,7 @@ Result<Pipeline> Pipeline::parse(std::string_view text) {
                             std::to_string(detail::kFormatVersion) + ")");
   }
   auto impl = std::make_shared<detail::PipelineImpl>();
+  impl->json = std::string(text);
   if (!doc.contains("inputs") || !doc.at("inputs").is_array() || doc.at("inputs").empty()) {
     return invalid_argument("pipeline: 'inputs' must be a non-empty array");
   }
@@ -547,6 +549,7 @@ Result<Pipeline> Pipeline::load(const std::filesystem::path& path) {
 }
 
 const std::vector<std::string>& Pipeline::input_names() const noexcept { return impl_->inputs; }
+const std::string& Pipeline::to_json() const noexcept { return impl_->json; }
 const std::vector<std::string>& Pipeline::output_names() const noexcept { return impl_->outputs; }
 bool Pipeline::input_is_string(std::size_t i) const noexcept {
   return i < impl_->input_is_text.size() && impl_->input_is_text[i];

@@ -19,7 +19,7 @@ from sklearn.preprocessing import (FunctionTransformer, KBinsDiscretizer, MaxAbs
                                    OneHotEncoder, OrdinalEncoder, RobustScaler, StandardScaler)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bindings", "python"))
-from ember.sklearn import export_pipeline  # noqa: E402
+from ember.sklearn import export_pipeline, export_spec  # noqa: E402
 
 
 def with_missing(frame, fraction, seed):
@@ -55,17 +55,14 @@ def breast_cancer():
                               ("bins", KBinsDiscretizer(n_bins=4, encode="ordinal", strategy="uniform"))]),
          cols[0:2]),
     ], remainder="drop")
-    train, test = data.iloc[:400], data.iloc[400:]
-    ct.fit(train)
-    return ct, test
+    return ct, data.iloc[:400], data.iloc[400:]
 
 
 def wine():
     data = load_wine(as_frame=True).frame.drop(columns=["target"])
     data = with_missing(data, 0.08, 2)
     pipe = Pipeline([("impute", SimpleImputer(strategy="mean")), ("scale", StandardScaler())])
-    pipe.fit(data.iloc[:120])
-    return pipe, data.iloc[120:]
+    return pipe, data.iloc[:120], data.iloc[120:]
 
 
 def mixed():
@@ -95,8 +92,7 @@ def mixed():
         ("churned", OneHotEncoder(drop="if_binary", sparse_output=False), ["churned"]),
         ("stars", OneHotEncoder(drop="first", sparse_output=False), ["stars"]),
     ], remainder="passthrough")
-    ct.fit(train)
-    return ct, test
+    return ct, train, test
 
 
 def cell(v):
@@ -113,20 +109,26 @@ def main(out_dir):
     os.makedirs(out_dir, exist_ok=True)
     cases = []
     for name, make in [("breast_cancer", breast_cancer), ("wine", wine), ("mixed", mixed)]:
-        fitted, test = make()
+        estimator, train, test = make()
         # ember's feature rows hold float32 (as the schema validator produces them), so
-        # scikit-learn transforms the same float32-rounded inputs: the comparison is then
-        # of the transforms, not of the input type.
-        for col in test.columns:
-            if test[col].dtype.kind == "f":
-                test[col] = test[col].astype(np.float32).astype(np.float64)
+        # scikit-learn fits and transforms the same float32-rounded values: the comparison
+        # is then of the computations, not of the input type.
+        train, test = train.copy(), test.copy()
+        for frame in (train, test):
+            for col in frame.columns:
+                if frame[col].dtype.kind == "f":
+                    frame[col] = frame[col].astype(np.float32).astype(np.float64)
+        fitted = estimator.fit(train)
         path = os.path.join(out_dir, f"pipeline_{name}.json")
         doc = export_pipeline(fitted, path)
+        strings = [i["name"] for i in doc["inputs"] if i["kind"] == "string"]
+        spec = export_spec(fitted, [i["name"] for i in doc["inputs"]], string_columns=strings)
         expected = np.asarray(fitted.transform(test), dtype=np.float64)
         inputs = [i["name"] for i in doc["inputs"]]
         rows = [[cell(v) for v in row] for row in test[inputs].itertuples(index=False)]
+        train_rows = [[cell(v) for v in row] for row in train[inputs].itertuples(index=False)]
         cases.append({"name": name, "pipeline": path, "rows": rows, "expected": expected.tolist(),
-                      "output_names": doc["output_names"]})
+                      "output_names": doc["output_names"], "spec": spec, "train_rows": train_rows})
     with open(os.path.join(out_dir, "pipeline_cases.json"), "w") as f:
         json.dump(cases, f)
     print(f"{len(cases)} pipeline parity cases written to {out_dir}")

@@ -197,3 +197,86 @@ TEST_CASE("malformed pipelines are refused, naming the transformer, step and fie
              Catch::Contains("fill value of column 'x' must be a number"));
   CHECK(Pipeline::load("/nonexistent/pipeline.json").status().code() == StatusCode::kNotFound);
 }
+
+namespace {
+
+// Structural equality of two JSON documents, numbers within 1e-9 relative.
+void check_same(const nlohmann::json& got, const nlohmann::json& want, const std::string& path) {
+  INFO("at " << path << ": ember " << got.dump().substr(0, 200) << " vs scikit-learn " << want.dump().substr(0, 200));
+  if (want.is_number() && got.is_number()) {
+    const double a = got.get<double>(), b = want.get<double>();
+    CHECK(std::abs(a - b) <= 1e-9 * std::max(1.0, std::abs(b)));
+    return;
+  }
+  REQUIRE(got.type() == want.type());
+  if (want.is_array()) {
+    REQUIRE(got.size() == want.size());
+    for (std::size_t i = 0; i < want.size(); ++i) check_same(got[i], want[i], path + "/" + std::to_string(i));
+  } else if (want.is_object()) {
+    for (const auto& item : want.items()) {
+      REQUIRE(got.contains(item.key()));
+      check_same(got.at(item.key()), item.value(), path + "/" + item.key());
+    }
+    CHECK(got.size() == want.size());
+  } else {
+    CHECK(got == want);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("fitting in C++ gives scikit-learn's fitted parameters", "[pipeline][sklearn][fit]") {
+  std::ifstream f(cases_dir() / "pipeline_cases.json");
+  REQUIRE(f.good());
+  const auto cases = nlohmann::json::parse(f);
+  for (const auto& c : cases) {
+    INFO("case " << c.at("name").get<std::string>());
+    const auto& spec = c.at("spec");
+    std::vector<bool> is_text;
+    for (const auto& in : spec.at("inputs")) is_text.push_back(in.at("kind") == "string");
+    ember::FeatureBatch batch;
+    batch.cols = is_text.size();
+    for (const auto& cells : c.at("train_rows")) {
+      FeatureRow row = make_row(parse_ok(kSmall), cells, is_text);
+      batch.values.insert(batch.values.end(), row.values.begin(), row.values.end());
+      batch.text.insert(batch.text.end(), row.text.begin(), row.text.end());
+      ++batch.rows;
+    }
+    auto fitted = Pipeline::fit(spec.dump(), batch);
+    INFO(fitted.status().to_string());
+    REQUIRE(fitted.ok());
+    std::ifstream pf(c.at("pipeline").get<std::string>());
+    check_same(nlohmann::json::parse(fitted->to_json()), nlohmann::json::parse(pf), "");
+  }
+}
+
+TEST_CASE("fit refuses specs and data it cannot fit", "[pipeline][fit][errors]") {
+  const std::string head = R"({"format": "ember-pipeline", "version": 1, "fit": true,
+      "inputs": [{"name": "x", "kind": "number"}, {"name": "c", "kind": "string"}], "remainder": "drop", )";
+  ember::FeatureBatch batch;
+  batch.rows = 3;
+  batch.cols = 2;
+  batch.values = {NAN, 0.0f, NAN, 0.0f, NAN, NAN};
+  batch.text = {"", "a", "", "b", "", ""};
+  const auto refused = [&](const std::string& transformers) {
+    auto p = Pipeline::fit(head + R"("transformers": )" + transformers + "}", batch);
+    REQUIRE_FALSE(p.ok());
+    CHECK(p.status().code() == StatusCode::kInvalidArgument);
+    return p.status().message();
+  };
+  CHECK_THAT(refused(R"([{"name": "t", "columns": ["x"], "steps": [{"type": "simple_imputer", "strategy": "mean"}]}])"),
+             Catch::Contains("column 'x' has no values to fit on"));
+  CHECK_THAT(refused(R"([{"name": "t", "columns": ["c"], "steps": [{"type": "simple_imputer", "strategy": "mean"}]}])"),
+             Catch::Contains("needs numbers; column 'c' holds strings"));
+  CHECK_THAT(refused(R"([{"name": "t", "columns": ["x"], "steps": [{"type": "simple_imputer", "strategy": "constant",
+                         "fill_value": 1}, {"type": "kbins_discretizer", "n_bins": 3, "strategy": "uniform",
+                         "encode": "ordinal"}]}])"), Catch::Contains("column 'x' is constant"));
+  CHECK_THAT(refused(R"([{"name": "t", "columns": ["x"], "steps": [{"type": "kbins_discretizer", "n_bins": 3,
+                         "strategy": "kmeans", "encode": "ordinal"}]}])"), Catch::Contains("cannot be fitted"));
+  CHECK_THAT(refused(R"([{"name": "t", "columns": ["x"], "steps": [{"type": "spline"}]}])"),
+             Catch::Contains("unknown step type 'spline'"));
+  CHECK(Pipeline::fit("{", batch).status().code() == StatusCode::kInvalidArgument);
+  ember::FeatureBatch empty;
+  empty.cols = 2;
+  CHECK_THAT(Pipeline::fit(head + R"("transformers": []})", empty).status().message(), Catch::Contains("no rows"));
+}

@@ -224,3 +224,93 @@ def export_pipeline(fitted, path, string_columns=None):
     with open(path, "w", encoding="utf-8") as f:
         json.dump(doc, f, indent=1, ensure_ascii=False)
     return doc
+
+
+def _spec_step(name, est):
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import (FunctionTransformer, KBinsDiscretizer, MaxAbsScaler, MinMaxScaler,
+                                       OneHotEncoder, OrdinalEncoder, RobustScaler, StandardScaler)
+
+    where = f"step '{name}' ({type(est).__name__})"
+    p = est.get_params(deep=False)
+    if isinstance(est, SimpleImputer):
+        if p["add_indicator"]:
+            raise UnsupportedError(f"{where}: add_indicator=True is not supported")
+        return {"type": "simple_imputer", "strategy": p["strategy"], "fill_value": p["fill_value"]}
+    if isinstance(est, StandardScaler):
+        return {"type": "standard_scaler", "with_mean": p["with_mean"], "with_std": p["with_std"]}
+    if isinstance(est, RobustScaler):
+        if p["unit_variance"]:
+            raise UnsupportedError(f"{where}: unit_variance=True is not supported")
+        return {"type": "robust_scaler", "with_centering": p["with_centering"], "with_scaling": p["with_scaling"],
+                "quantile_range": [float(q) for q in p["quantile_range"]]}
+    if isinstance(est, MaxAbsScaler):
+        return {"type": "max_abs_scaler"}
+    if isinstance(est, MinMaxScaler):
+        return {"type": "min_max_scaler", "feature_range": [float(v) for v in p["feature_range"]], "clip": p["clip"]}
+    if isinstance(est, (OneHotEncoder, OrdinalEncoder)):
+        if p.get("min_frequency") is not None or p.get("max_categories") is not None or p["categories"] != "auto":
+            raise UnsupportedError(f"{where}: only categories='auto' without infrequent categories can be fitted")
+        if isinstance(est, OneHotEncoder):
+            if p["handle_unknown"] not in ("error", "ignore") or p["drop"] not in (None, "first", "if_binary"):
+                raise UnsupportedError(f"{where}: handle_unknown={p['handle_unknown']!r}, drop={p['drop']!r}")
+            return {"type": "one_hot_encoder", "handle_unknown": p["handle_unknown"], "drop": p["drop"]}
+        missing = p["encoded_missing_value"]
+        return {"type": "ordinal_encoder", "handle_unknown": p["handle_unknown"],
+                "unknown_value": None if p["unknown_value"] is None or (isinstance(p["unknown_value"], float)
+                                                                        and math.isnan(p["unknown_value"]))
+                else p["unknown_value"],
+                "encoded_missing_value": None if isinstance(missing, float) and math.isnan(missing) else missing}
+    if isinstance(est, KBinsDiscretizer):
+        if p["strategy"] not in ("uniform", "quantile") or not isinstance(p["n_bins"], numbers.Integral):
+            raise UnsupportedError(f"{where}: only strategy 'uniform' or 'quantile' with one n_bins can be fitted")
+        if p["strategy"] == "quantile" and p["quantile_method"] != "averaged_inverted_cdf":
+            raise UnsupportedError(f"{where}: only quantile_method='averaged_inverted_cdf' can be fitted")
+        return {"type": "kbins_discretizer", "n_bins": int(p["n_bins"]), "strategy": p["strategy"],
+                "encode": p["encode"]}
+    if isinstance(est, FunctionTransformer):
+        return _function(where, est)
+    raise UnsupportedError(f"{where} is not supported by ember")
+
+
+def export_spec(estimator, columns, path=None, string_columns=()):
+    """The unfitted form of `estimator` (a ColumnTransformer or Pipeline as above, fitted
+    or not) for ember's C++ Pipeline::fit: the same layout as pipeline.json with each
+    step's options instead of its fitted values. `columns` lists the input columns in
+    row order. Written to `path` when given; returned either way."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    est = estimator
+    if isinstance(est, Pipeline) and len(est.steps) == 1 and isinstance(est.steps[0][1], ColumnTransformer):
+        est = est.steps[0][1]
+
+    def chain(name, trans):
+        if trans == "passthrough":
+            return [{"type": "passthrough"}]
+        if isinstance(trans, Pipeline):
+            return [_spec_step(f"{name}/{n}", e) for n, e in trans.steps if e != "passthrough"]
+        return [_spec_step(name, trans)]
+
+    transformers = []
+    if isinstance(est, ColumnTransformer):
+        if not isinstance(est.remainder, str):
+            raise UnsupportedError("a remainder estimator is not supported (use 'drop' or 'passthrough')")
+        for name, trans, cols in est.transformers:
+            if trans == "drop":
+                continue
+            transformers.append({"name": name, "columns": _column_names(name, cols, list(columns)),
+                                 "steps": chain(name, trans)})
+        remainder, verbose = est.remainder, bool(est.verbose_feature_names_out)
+    elif isinstance(est, Pipeline):
+        transformers.append({"name": "pipeline", "columns": list(columns), "steps": chain("pipeline", est)})
+        remainder, verbose = "drop", False
+    else:
+        raise UnsupportedError(f"{type(est).__name__} is not supported: give a Pipeline or a ColumnTransformer")
+    doc = {"format": FORMAT, "version": VERSION, "fit": True,
+           "inputs": [{"name": c, "kind": "string" if c in set(string_columns) else "number"} for c in columns],
+           "transformers": transformers, "remainder": remainder, "verbose_feature_names_out": verbose}
+    if path is not None:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=1)
+    return doc
