@@ -285,11 +285,17 @@ Result<Json> fit_step(const Json& spec, std::vector<Column>& cols, std::vector<s
     if (!drop.is_null() && drop != "first" && drop != "if_binary") {
       return invalid_argument(at + ": drop must be null, \"first\" or \"if_binary\"");
     }
+    const Json given = spec.contains("categories") ? spec.at("categories") : Json(nullptr);
+    if (!given.is_null() && (!given.is_array() || given.size() != w)) {
+      return invalid_argument(at + ": categories must be an array of " + std::to_string(w) + " arrays");
+    }
     for (std::size_t k = 0; k < w; ++k) {
       Column& c = cols[k];
       Json cats = Json::array();
       bool any_missing = false;
-      if (c.text) {
+      if (!given.is_null()) {
+        cats = given[k];  // as given (parse() checks them)
+      } else if (c.text) {
         std::vector<std::string> v;
         for (std::size_t i = 0; i < c.strings.size(); ++i) {
           if (c.missing[i]) any_missing = true;
@@ -308,7 +314,7 @@ Result<Json> fit_step(const Json& spec, std::vector<Column>& cols, std::vector<s
         v.erase(std::unique(v.begin(), v.end()), v.end());
         for (double x : v) cats.push_back(x);
       }
-      if (any_missing) cats.push_back(nullptr);
+      if (any_missing && given.is_null()) cats.push_back(nullptr);
       if (cats.empty()) return invalid_argument(at + ": column '" + c.name + "' has no values to fit on");
       Json d = nullptr;
       if (drop == "first" || (drop == "if_binary" && cats.size() == 2)) d = 0;

@@ -44,6 +44,11 @@ def breast_cancer():
         ("maxabs", Pipeline([("impute", SimpleImputer(strategy="constant", fill_value=0.5)),
                              ("scale", MaxAbsScaler())]), cols[24:28]),
         ("nomean", Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler(with_mean=False))]), cols[28:29]),
+        ("nostd", Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler(with_std=False))]), cols[2:4]),
+        ("robust_nc", Pipeline([("impute", SimpleImputer()), ("scale", RobustScaler(with_centering=False))]),
+         cols[4:6]),
+        ("robust_ns", Pipeline([("impute", SimpleImputer()), ("scale", RobustScaler(with_scaling=False))]),
+         cols[6:8]),
         ("log", Pipeline([("impute", SimpleImputer()),
                           ("log1p", FunctionTransformer(np.log1p, feature_names_out="one-to-one")),
                           ("bins", KBinsDiscretizer(n_bins=5, encode="onehot-dense", strategy="quantile",
@@ -76,6 +81,7 @@ def mixed():
         "churned": rng.choice(["yes", "no"], n).astype(object),
         "stars": rng.integers(1, 6, n),
         "score": rng.random(n),
+        "weight": rng.normal(70, 10, n),
     })
     frame = with_missing(frame[["income", "age"]], 0.1, 4).join(frame.drop(columns=["income", "age"]))
     frame.loc[rng.random(n) < 0.1, "plan"] = None
@@ -91,6 +97,10 @@ def mixed():
         ("region", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1), ["region"]),
         ("churned", OneHotEncoder(drop="if_binary", sparse_output=False), ["churned"]),
         ("stars", OneHotEncoder(drop="first", sparse_output=False), ["stars"]),
+        ("plan_given", OneHotEncoder(categories=[["pro", "basic", "enterprise", "gold"]], handle_unknown="ignore",
+                                     sparse_output=False), ["plan"]),
+        ("weight", "passthrough", ["weight"]),
+        ("unused", "drop", ["income"]),
     ], remainder="passthrough")
     return ct, train, test
 

@@ -121,6 +121,8 @@ def _function(where, est):
     import numpy as np
 
     kw = dict(est.kw_args or {})
+    if est.func is None:  # the identity: how a fitted ColumnTransformer stores "passthrough"
+        return {"type": "passthrough"}
     if est.func is np.log1p or est.func is np.sqrt:
         if kw:
             raise UnsupportedError(f"{where}: {est.func.__name__} takes no kw_args")
@@ -249,13 +251,21 @@ def _spec_step(name, est):
     if isinstance(est, MinMaxScaler):
         return {"type": "min_max_scaler", "feature_range": [float(v) for v in p["feature_range"]], "clip": p["clip"]}
     if isinstance(est, (OneHotEncoder, OrdinalEncoder)):
-        if p.get("min_frequency") is not None or p.get("max_categories") is not None or p["categories"] != "auto":
-            raise UnsupportedError(f"{where}: only categories='auto' without infrequent categories can be fitted")
+        if p.get("min_frequency") is not None or p.get("max_categories") is not None:
+            raise UnsupportedError(f"{where}: infrequent categories (min_frequency, max_categories) are not supported")
+        given = None
+        if not isinstance(p["categories"], str):
+            given = [[_category(c) for c in cats] for cats in p["categories"]]
         if isinstance(est, OneHotEncoder):
             if p["handle_unknown"] not in ("error", "ignore") or p["drop"] not in (None, "first", "if_binary"):
                 raise UnsupportedError(f"{where}: handle_unknown={p['handle_unknown']!r}, drop={p['drop']!r}")
-            return {"type": "one_hot_encoder", "handle_unknown": p["handle_unknown"], "drop": p["drop"]}
+            step = {"type": "one_hot_encoder", "handle_unknown": p["handle_unknown"], "drop": p["drop"]}
+            if given is not None:
+                step["categories"] = given
+            return step
         missing = p["encoded_missing_value"]
+        if given is not None:
+            raise UnsupportedError(f"{where}: given categories are only supported for OneHotEncoder")
         return {"type": "ordinal_encoder", "handle_unknown": p["handle_unknown"],
                 "unknown_value": None if p["unknown_value"] is None or (isinstance(p["unknown_value"], float)
                                                                         and math.isnan(p["unknown_value"]))
