@@ -254,8 +254,8 @@ def test_validate_bad_schema_and_files(tmp_path):
 def test_transform_csv_and_jsonl(tmp_path):
     pipeline = model("pipeline_mixed.json")
     rows = tmp_path / "rows.csv"
-    rows.write_text('income,age,plan,region,churned,stars,score\n52000,33,pro,north,no,3,0.5\n'
-                    ',,,"south, far",yes,5,0.1\n')
+    rows.write_text('income,age,plan,region,churned,stars,score,weight\n52000,33,pro,north,no,3,0.5,70\n'
+                    ',,,"south, far",yes,5,0.1,80.5\n')
     out = tmp_path / "out.csv"
     result = ember("transform", "--pipeline", pipeline, "--input", str(rows), "--output", str(out))
     assert result.returncode == 0, result.stderr
@@ -266,15 +266,15 @@ def test_transform_csv_and_jsonl(tmp_path):
     assert "2 rows transformed, 0 failed" in result.stderr
     jsonl = ember("transform", "-p", pipeline, "-i", "-", "--format", "jsonl",
                   stdin='{"income": 52000, "age": 33, "plan": "pro", "region": "north", "churned": "no", '
-                        '"stars": 3, "score": 0.5}\n')
+                        '"stars": 3, "score": 0.5, "weight": 70}\n')
     assert jsonl.returncode == 0, jsonl.stderr
     assert jsonl.stdout.splitlines()[1] == lines[1]
 
 
 def test_transform_reports_bad_rows_with_line_and_column(tmp_path):
     rows = tmp_path / "rows.csv"
-    rows.write_text("income,age,plan,region,churned,stars,score\nabc,40,basic,east,no,1,0.3\n"
-                    "41000,50,pro,west,maybe,2,0.9\n1,2,pro,west,no,2,\"0.9\n")
+    rows.write_text("income,age,plan,region,churned,stars,score,weight\nabc,40,basic,east,no,1,0.3,60\n"
+                    "41000,50,pro,west,maybe,2,0.9,61\n1,2,pro,west,no,2,\"0.9,62\n")
     result = ember("transform", "-p", model("pipeline_mixed.json"), "-i", str(rows))
     assert result.returncode == 1
     assert "line 2: column 'income': expected a number, got \"abc\"" in result.stderr
