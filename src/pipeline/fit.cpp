@@ -17,7 +17,6 @@ namespace ember {
 namespace {
 
 using Json = nlohmann::ordered_json;
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // One column's values while fitting: numbers (NaN = missing) or strings.
 struct Column {
