@@ -9,13 +9,13 @@ The goal: ember adds at most max(10%, 1 us) to raw forward at batch 1.
 """
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import benchlib
+from benchlib import ROOT
 
 
 def main() -> int:
@@ -26,26 +26,13 @@ def main() -> int:
     parser.add_argument("--json", help="also write the raw Google Benchmark JSON here")
     args = parser.parse_args()
 
-    binary = os.path.join(args.build, "bench", "bench_executor")
-    if not os.path.exists(binary):
-        print(f"error: {binary} not found; build with EMBER_BUILD_BENCH=ON (scripts/build does)", file=sys.stderr)
-        return 1
+    binary = benchlib.program(args.build, "bench_executor")
     model_dir = os.path.join(args.build, "bench", "models")
     subprocess.run([sys.executable, os.path.join(ROOT, "tests", "models", "make_models.py"), model_dir, "--only", "mlp"],
                    check=True, stdout=subprocess.DEVNULL)
-    env = dict(os.environ, EMBER_BENCH_MODEL=os.path.join(model_dir, "mlp.pt"), OMP_NUM_THREADS="1")
-    cmd = [binary, f"--benchmark_repetitions={args.repetitions}", "--benchmark_enable_random_interleaving=true",
-           f"--benchmark_min_time={args.min_time}", "--benchmark_format=json"]
-    print("running:", " ".join(cmd[1:]), file=sys.stderr)
-    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-    if args.json:
-        with open(args.json, "w") as f:
-            f.write(out)
-    runs = {}
-    for b in json.loads(out)["benchmarks"]:
-        if b.get("run_type") != "iteration":
-            continue
-        runs.setdefault(b["run_name"], []).append(b["real_time"])  # microseconds
+    results = benchlib.run(binary, {"EMBER_BENCH_MODEL": os.path.join(model_dir, "mlp.pt"), "OMP_NUM_THREADS": "1"},
+                           args.repetitions, args.min_time, args.json)
+    runs = {name: [benchlib.real_time_us(r) for r in rs] for name, rs in results.items()}
 
     print(f"{'batch':>5} {'frozen':>6} {'raw forward us':>15} {'ember us':>9} {'ratio':>6} {'overhead us':>11}  goal")
     verdicts = []

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -26,7 +25,9 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import benchlib
+from benchlib import ROOT
+
 sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
 from ember.sklearn import export_pipeline  # noqa: E402
 
@@ -45,7 +46,6 @@ def make_frame(n, seed):
 
 
 def time_sklearn(ct, rows, repetitions):
-    one = rows.iloc[[0]]
     single = []
     for _ in range(repetitions):
         n = 200
@@ -58,7 +58,6 @@ def time_sklearn(ct, rows, repetitions):
         start = time.perf_counter()
         ct.transform(rows)
         batch.append(len(rows) / (time.perf_counter() - start))
-    del one
     return statistics.median(single), statistics.median(batch)
 
 
@@ -68,10 +67,7 @@ def main() -> int:
     parser.add_argument("--repetitions", type=int, default=9)
     parser.add_argument("--min-time", type=float, default=0.2)
     args = parser.parse_args()
-    binary = os.path.join(args.build, "bench", "bench_pipeline")
-    if not os.path.exists(binary):
-        print(f"error: {binary} not found; build with EMBER_BUILD_BENCH=ON (scripts/build does)", file=sys.stderr)
-        return 1
+    binary = benchlib.program(args.build, "bench_pipeline")
     data = os.path.join(args.build, "bench", "pipeline-data")
     os.makedirs(data, exist_ok=True)
     ct = ColumnTransformer([
@@ -87,15 +83,8 @@ def main() -> int:
     with open(os.path.join(data, "rows.json"), "w") as f:
         json.dump(cells, f)
 
-    out = subprocess.run([binary, f"--benchmark_repetitions={args.repetitions}", f"--benchmark_min_time={args.min_time}",
-                          "--benchmark_enable_random_interleaving=true", "--benchmark_format=json"],
-                         env=dict(os.environ, EMBER_BENCH_DATA=data, OMP_NUM_THREADS="1"), check=True,
-                         capture_output=True, text=True).stdout
-    runs = {}
-    for b in json.loads(out)["benchmarks"]:
-        if b.get("run_type") == "iteration":
-            runs.setdefault(b["run_name"], []).append(b)
-    row_us = statistics.median(r["real_time"] for r in runs["BM_TransformRow"]) / 1000
+    runs = benchlib.run(binary, {"EMBER_BENCH_DATA": data, "OMP_NUM_THREADS": "1"}, args.repetitions, args.min_time)
+    row_us = statistics.median(benchlib.real_time_us(r) for r in runs["BM_TransformRow"])
     batch_rate = statistics.median(r["items_per_second"] for r in runs["BM_TransformBatch1024"])
     sk_row_us, sk_rate = time_sklearn(ct, rows, args.repetitions)
 

@@ -14,14 +14,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-
-import schema_bench_model as model  # noqa: E402
+import benchlib
+from benchlib import ROOT
+import schema_bench_model as model
 
 
 def time_pydantic(records, repetitions):
@@ -44,10 +42,7 @@ def main() -> int:
     parser.add_argument("--min-time", type=float, default=0.2)
     args = parser.parse_args()
 
-    binary = os.path.join(args.build, "bench", "bench_schema")
-    if not os.path.exists(binary):
-        print(f"error: {binary} not found; build with EMBER_BUILD_BENCH=ON (scripts/build does)", file=sys.stderr)
-        return 1
+    binary = benchlib.program(args.build, "bench_schema")
     data = os.path.join(args.build, "bench", "schema-data")
     os.makedirs(data, exist_ok=True)
     records = model.records()
@@ -56,15 +51,8 @@ def main() -> int:
     with open(os.path.join(data, "records.jsonl"), "w") as f:
         f.write("\n".join(records) + "\n")
 
-    out = subprocess.run([binary, f"--benchmark_repetitions={args.repetitions}", f"--benchmark_min_time={args.min_time}",
-                          "--benchmark_enable_random_interleaving=true", "--benchmark_format=json"],
-                         env=dict(os.environ, EMBER_BENCH_DATA=data), check=True, capture_output=True, text=True).stdout
-    runs = {}
-    for b in json.loads(out)["benchmarks"]:
-        if b.get("run_type") == "iteration":
-            runs.setdefault(b["run_name"], []).append(b)
-    ns = {name: statistics.median(r["real_time"] * (1000 if r["time_unit"] == "us" else 1) for r in rs)
-          for name, rs in runs.items()}
+    runs = benchlib.run(binary, {"EMBER_BENCH_DATA": data}, args.repetitions, args.min_time)
+    ns = {name: statistics.median(benchlib.real_time_us(r) for r in rs) * 1000 for name, rs in runs.items()}
     batch_rate = statistics.median(r["items_per_second"] for r in runs["BM_Batch1024"])
     py_single_us, py_rate = time_pydantic(records, args.repetitions)
 

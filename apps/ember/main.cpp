@@ -206,6 +206,16 @@ int cmd_run(const RunArgs& args) {
   return 0;
 }
 
+// Standard input for "-", else the file (opened into `file`).
+Result<std::istream*> open_input(const std::string& path, std::ifstream& file) {
+  if (path == "-") return &std::cin;
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return ember::not_found("input file '" + path + "' does not exist");
+  file.open(path, std::ios::binary);
+  if (!file) return ember::not_found("cannot open '" + path + "'");
+  return static_cast<std::istream*>(&file);
+}
+
 nlohmann::ordered_json error_json(const ember::ValidationError& e) {
   return {{"instance_path", e.instance_path}, {"schema_path", e.schema_path}, {"keyword", e.keyword},
           {"message", e.message}};
@@ -221,23 +231,15 @@ int cmd_validate(const ValidateArgs& args) {
   auto schema = ember::Schema::load(args.schema, options);
   if (!schema.ok()) return fail(schema.status());
   std::ifstream file;
-  std::istream* in = &std::cin;
-  if (args.input != "-") {
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(args.input, ec)) {
-      return fail(ember::not_found("input file '" + args.input + "' does not exist"));
-    }
-    file.open(args.input, std::ios::binary);
-    if (!file) return fail(ember::not_found("cannot open '" + args.input + "'"));
-    in = &file;
-  }
+  auto in = open_input(args.input, file);
+  if (!in.ok()) return fail(in.status());
   const bool json = args.format == "json";
   ember::JsonParser parser(options.limits);
   ember::FeatureRow row;
   ember::ValidationReport report;
   std::size_t line_no = 0, valid = 0, invalid = 0, flagged = 0;
   const auto& features = schema->features();
-  for (std::string line; std::getline(*in, line);) {
+  for (std::string line; std::getline(**in, line);) {
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;  // blank lines are not records
@@ -336,15 +338,8 @@ int cmd_transform(const TransformArgs& args) {
     else return fail(ember::invalid_argument("cannot tell the input format of '" + args.input + "'; use --format"));
   }
   std::ifstream file;
-  std::istream* in = &std::cin;
-  if (args.input != "-") {
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(args.input, ec)) {
-      return fail(ember::not_found("input file '" + args.input + "' does not exist"));
-    }
-    file.open(args.input, std::ios::binary);
-    in = &file;
-  }
+  auto in = open_input(args.input, file);
+  if (!in.ok()) return fail(in.status());
   std::ofstream out_file;
   std::ostream* out = &std::cout;
   if (!args.output.empty()) {
@@ -390,7 +385,7 @@ int cmd_transform(const TransformArgs& args) {
     row.values[i] = static_cast<float>(v);
     return {};
   };
-  for (std::string line; std::getline(*in, line);) {
+  for (std::string line; std::getline(**in, line);) {
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
