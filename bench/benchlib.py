@@ -1,12 +1,25 @@
 """What the benchmark scripts share: finding a benchmark program in the build, and running
 it with interleaved repetitions to get every repetition's result by benchmark name."""
 
+import argparse
 import json
 import os
 import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def arguments(doc, extra=None):
+    """The options every benchmark script takes (--build, --repetitions, --min-time);
+    `extra(parser)` may add more."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--build", default=os.path.join(ROOT, "build"), help="the CMake build folder")
+    parser.add_argument("--repetitions", type=int, default=9)
+    parser.add_argument("--min-time", type=float, default=0.2, help="seconds per repetition")
+    if extra is not None:
+        extra(parser)
+    return parser.parse_args()
 
 
 def program(build, name):

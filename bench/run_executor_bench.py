@@ -8,7 +8,6 @@ table gives the median of the repetitions and the overhead of ember over raw for
 The goal: ember adds at most max(10%, 1 us) to raw forward at batch 1.
 """
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -19,12 +18,7 @@ from benchlib import ROOT
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--build", default=os.path.join(ROOT, "build"), help="the CMake build folder")
-    parser.add_argument("--repetitions", type=int, default=9)
-    parser.add_argument("--min-time", type=float, default=0.2, help="seconds per repetition")
-    parser.add_argument("--json", help="also write the raw Google Benchmark JSON here")
-    args = parser.parse_args()
+    args = benchlib.arguments(__doc__, lambda p: p.add_argument("--json", help="also write the raw JSON here"))
 
     binary = benchlib.program(args.build, "bench_executor")
     model_dir = os.path.join(args.build, "bench", "models")

@@ -11,7 +11,6 @@ Goals: <= 0.5 us per row; >= 3 M rows/s in batches on one core; >= 1,000x faster
 scikit-learn on a single row and >= 10x on batches.
 """
 
-import argparse
 import json
 import os
 import statistics
@@ -62,11 +61,7 @@ def time_sklearn(ct, rows, repetitions):
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--build", default=os.path.join(ROOT, "build"))
-    parser.add_argument("--repetitions", type=int, default=9)
-    parser.add_argument("--min-time", type=float, default=0.2)
-    args = parser.parse_args()
+    args = benchlib.arguments(__doc__)
     binary = benchlib.program(args.build, "bench_pipeline")
     data = os.path.join(args.build, "bench", "pipeline-data")
     os.makedirs(data, exist_ok=True)

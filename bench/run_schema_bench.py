@@ -10,7 +10,6 @@ Goals: <= 1 us per record from a parsed value, <= 3 us from JSON text, >= 1 M re
 in batches, and >= 3x faster than pydantic.
 """
 
-import argparse
 import json
 import os
 import statistics
@@ -18,7 +17,6 @@ import sys
 import time
 
 import benchlib
-from benchlib import ROOT
 import schema_bench_model as model
 
 
@@ -36,11 +34,7 @@ def time_pydantic(records, repetitions):
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--build", default=os.path.join(ROOT, "build"))
-    parser.add_argument("--repetitions", type=int, default=9)
-    parser.add_argument("--min-time", type=float, default=0.2)
-    args = parser.parse_args()
+    args = benchlib.arguments(__doc__)
 
     binary = benchlib.program(args.build, "bench_schema")
     data = os.path.join(args.build, "bench", "schema-data")
