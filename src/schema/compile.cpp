@@ -446,9 +446,13 @@ void finish_nodes(SchemaImpl& impl) {
                                   [](const Constant& c) { return c.value.is_string(); })) {
       for (const auto& c : n.enum_values) n.string_enum.push_back(c.value.get<std::string>());
     }
-    if (n.ref && n.any_of.empty() && annotations_only_besides(n)) {
+  }
+  // Second pass: these read the first pass's flags of other nodes.
+  const auto ref_only = [](const Node& x) { return x.ref && x.any_of.empty() && annotations_only_besides(x); };
+  for (Node& n : impl.nodes) {
+    if (ref_only(n)) {
       const Node* target = n.ref;
-      for (int guard = 0; guard < 64 && target->alias; ++guard) target = target->alias;
+      for (int guard = 0; guard < 64 && ref_only(*target); ++guard) target = target->ref;
       n.alias = target;
     }
     if (n.any_of.size() == 2 && !n.ref && annotations_only_besides(n)) {
@@ -459,6 +463,32 @@ void finish_nodes(SchemaImpl& impl) {
       else if (is_null(a)) n.nullable_of = b;
     }
   }
+}
+
+// Decides whether a plan can take the validator's fast path (see Plan::fast).
+void prepare_fast(Plan& plan) {
+  const Node& n = *plan.object_node;
+  bool fast = !n.ref && n.all_of.empty() && n.any_of.empty() && n.one_of.empty() && !n.not_node &&
+              !n.const_value && !n.has_enum && n.additional != Additional::kSchema &&
+              n.properties.size() <= 64 && n.required_all_known && (!n.has_type || n.types == kObjectBit);
+  for (std::size_t i = 0; i < n.properties.size(); ++i) {
+    Plan::Field& f = plan.fields[i];
+    if (f.nested != nullptr) {
+      prepare_fast(const_cast<Plan&>(*f.nested));
+      const Node* target = n.properties[i].node->alias ? n.properties[i].node->alias : n.properties[i].node;
+      fast = fast && f.nested->fast && target == f.nested->object_node;
+      continue;
+    }
+    const Node* node = n.properties[i].node;
+    if (node->alias) node = node->alias;
+    if (node->nullable_of) {
+      f.nullable = true;
+      node = node->nullable_of->alias ? node->nullable_of->alias : node->nullable_of;
+    }
+    if (node->leaf) f.leaf = node;
+    else fast = false;
+  }
+  plan.fast = fast;
 }
 
 }  // namespace
@@ -515,6 +545,7 @@ Result<std::shared_ptr<SchemaImpl>> compile_schema(std::string_view text, const 
   std::vector<const Node*> ancestors;
   EMBER_RETURN_IF_ERROR(discover(*impl, object, "", "", true, plan, ancestors));
   impl->root_plan = &plan;
+  prepare_fast(plan);
   if (impl->features.empty()) return invalid_argument("schema: no property is a scalar feature");
 
   for (auto& f : impl->features) f.policy = options.default_policy;

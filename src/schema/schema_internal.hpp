@@ -104,8 +104,16 @@ struct Plan {
   struct Field {
     std::int64_t feature = -1;
     const Plan* nested = nullptr;
+    // The fast path (see Plan::fast): the scalar schema the value must meet, and
+    // whether null is also allowed (Optional[T]).
+    const Node* leaf = nullptr;
+    bool nullable = false;
   };
   std::vector<Field> fields;  // by property index
+  // Every property is a plain scalar (or Optional of one) or a nested object that is
+  // itself fast, the object schema has nothing else to check, and every required name
+  // is a property: a valid record can then be checked and written in one flat pass.
+  bool fast = false;
 };
 
 struct SchemaImpl {

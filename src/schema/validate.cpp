@@ -459,6 +459,41 @@ class Walker {
     return validate(*s_.root, v, plan);
   }
 
+  // The fast path for a record that is valid, in one flat pass: no messages, flags kept
+  // in `deferred` until the whole record has passed. False means "take the general
+  // walk", which then finds and reports whatever is wrong (or flags what is unusual).
+  bool fast(const Plan& plan, const SimdValue& v, std::vector<std::uint32_t>& deferred) {
+    const Node& n = *plan.object_node;
+    const std::size_t np = n.properties.size();
+    std::uint64_t seen = 0;
+    std::size_t hint = 0;
+    for (auto field : v.obj()) {
+      const std::string_view key = field.key;
+      std::size_t idx;
+      if (hint < np && same_key(n.properties[hint], key)) {
+        idx = hint;
+      } else {
+        auto it = n.property_index.find(key);
+        if (it == n.property_index.end()) return false;
+        idx = it->second;
+      }
+      hint = idx + 1;
+      const std::uint64_t bit = std::uint64_t{1} << idx;
+      if (seen & bit) return false;
+      seen |= bit;
+      const Plan::Field& f = plan.fields[idx];
+      const SimdValue value(field.value);
+      if (f.nested != nullptr) {
+        if (value.type() != JsonType::kObject || !fast(*f.nested, value, deferred)) return false;
+        continue;
+      }
+      if (f.nullable && value.type() == JsonType::kNull) continue;
+      if (!leaf(*f.leaf, value)) return false;
+      if (f.feature >= 0) write(static_cast<std::size_t>(f.feature), value, &deferred);
+    }
+    return (seen & n.required_mask) == n.required_mask;
+  }
+
   bool required_missing(const Node& n, const std::string& name) {
     return FAIL(n, "required", "missing required property " + quote_text(name));
   }
@@ -750,7 +785,7 @@ class Walker {
   }
 
   template <typename V>
-  void write(std::size_t f, const V& v) {
+  void write(std::size_t f, const V& v, std::vector<std::uint32_t>* deferred = nullptr) {
     if (row_ == nullptr) return;
     const FeatureSpec& spec = s_.features[f];
     float& slot = row_->values[f];
@@ -762,7 +797,8 @@ class Walker {
           const double x = v.as_double();
           slot = static_cast<float>(x);
           if ((spec.training_min && x < *spec.training_min) || (spec.training_max && x > *spec.training_max)) {
-            note_flag(f);
+            if (deferred != nullptr) deferred->push_back(static_cast<std::uint32_t>(f));
+            else note_flag(f);
           }
         }
         return;
@@ -915,8 +951,21 @@ Status Schema::validate_into(const JsonValue& value, FeatureRow& row, Validation
   report.clear();
   detail::reset_row(*impl_, row);
   if (!value.is_valid()) return invalid_argument("validate_into: the JsonValue is empty");
+  const detail::SimdValue record(detail::JsonAccess::unwrap(value));
+  if (impl_->root_plan->fast && record.type() == JsonType::kObject) {
+    detail::Walker quick(*impl_, nullptr, &row);
+    std::vector<std::uint32_t> flags;  // allocates only when a value is flagged
+    if (quick.fast(*impl_->root_plan, record, flags)) {
+      for (auto f : flags) {
+        report.add_flag(f);
+        impl_->flag_counts[f].fetch_add(1, std::memory_order_relaxed);
+      }
+      return {};
+    }
+    detail::reset_row(*impl_, row);
+  }
   detail::Walker walker(*impl_, &report, &row);
-  walker.record(detail::SimdValue(detail::JsonAccess::unwrap(value)), impl_->root_plan);
+  walker.record(record, impl_->root_plan);
   return report.status();
 }
 
