@@ -285,6 +285,12 @@ struct Segment {
 
 // The instance path while walking: inline for ordinary depths, so a walk allocates
 // nothing unless it reports an error.
+// Where a walk writes features: one row's slots, in a FeatureRow or a FeatureBatch.
+struct RowOut {
+  float* values = nullptr;
+  std::string* text = nullptr;
+};
+
 class PathStack {
  public:
   // Fields are stored one by one: building a Segment and copying it whole costs a
@@ -321,7 +327,7 @@ class PathStack {
 
 class Walker {
  public:
-  Walker(const SchemaImpl& schema, ValidationReport* report, FeatureRow* row)
+  Walker(const SchemaImpl& schema, ValidationReport* report, RowOut row)
       : s_(schema), report_(report), row_(row), cap_(schema.options.max_errors),
         max_string_(schema.options.limits.max_string_bytes) {}
 
@@ -630,7 +636,7 @@ class Walker {
 
   template <typename V>
   bool object(const Node& n, const V& v, const Plan* plan) {
-    const bool apply = plan != nullptr && plan->object_node == &n && row_ != nullptr;
+    const bool apply = plan != nullptr && plan->object_node == &n && row_.values != nullptr;
     const std::size_t np = n.properties.size();
     std::array<std::uint64_t, 4> seen_small{};
     std::vector<std::uint64_t> seen_large;
@@ -780,15 +786,15 @@ class Walker {
     s_.flag_counts[f].fetch_add(1, std::memory_order_relaxed);
   }
   void flag(std::size_t f) {
-    if (row_ != nullptr) row_->values[f] = kMissing;
+    if (row_.values != nullptr) row_.values[f] = kMissing;
     note_flag(f);
   }
 
   template <typename V>
   void write(std::size_t f, const V& v, std::vector<std::uint32_t>* deferred = nullptr) {
-    if (row_ == nullptr) return;
+    if (row_.values == nullptr) return;
     const FeatureSpec& spec = s_.features[f];
-    float& slot = row_->values[f];
+    float& slot = row_.values[f];
     const JsonType t = v.type();
     switch (spec.kind) {
       case FeatureKind::kNumber:
@@ -814,14 +820,14 @@ class Walker {
               break;
             }
           }
-          row_->text[f].assign(s.data(), s.size());
+          row_.text[f].assign(s.data(), s.size());
         }
         return;
       case FeatureKind::kText:
         if (t == JsonType::kString) {
           const std::string_view s = v.as_string();
           slot = 0.0f;
-          row_->text[f].assign(s.data(), s.size());
+          row_.text[f].assign(s.data(), s.size());
         }
         return;
     }
@@ -829,18 +835,45 @@ class Walker {
 
   const SchemaImpl& s_;
   ValidationReport* report_;
-  FeatureRow* row_;
+  RowOut row_;
   std::size_t cap_;
   std::size_t max_string_;
   int probing_ = 0;
   PathStack path_;
 };
 
-void reset_row(const SchemaImpl& s, FeatureRow& row) {
+void reset_slots(const SchemaImpl& s, RowOut out) {
+  std::fill_n(out.values, s.features.size(), kMissing);
+  for (std::size_t i = 0; i < s.features.size(); ++i) out.text[i].clear();
+}
+
+RowOut reset_row(const SchemaImpl& s, FeatureRow& row) {
   const std::size_t n = s.features.size();
-  row.values.assign(n, kMissing);
-  if (row.text.size() != n) row.text.resize(n);
-  for (auto& t : row.text) t.clear();
+  row.values.resize(n);
+  row.text.resize(n);
+  const RowOut out{row.values.data(), row.text.data()};
+  reset_slots(s, out);
+  return out;
+}
+
+// Validates one parsed record into `out` (already reset): the fast path first, then,
+// if it declines, the general walk that reports everything.
+Status validate_record(const SchemaImpl& s, const SimdValue& record, RowOut out, ValidationReport& report) {
+  if (s.root_plan->fast && record.type() == JsonType::kObject) {
+    Walker quick(s, nullptr, out);
+    std::vector<std::uint32_t> flags;  // allocates only when a value is flagged
+    if (quick.fast(*s.root_plan, record, flags)) {
+      for (auto f : flags) {
+        report.add_flag(f);
+        s.flag_counts[f].fetch_add(1, std::memory_order_relaxed);
+      }
+      return {};
+    }
+    reset_slots(s, out);
+  }
+  Walker walker(s, &report, out);
+  walker.record(record, s.root_plan);
+  return report.status();
 }
 
 #undef FAIL
@@ -942,31 +975,16 @@ std::int64_t Schema::feature_index(std::string_view name) const noexcept {
 Status Schema::validate(const JsonValue& value, ValidationReport& report) const {
   report.clear();
   if (!value.is_valid()) return invalid_argument("validate: the JsonValue is empty");
-  detail::Walker walker(*impl_, &report, nullptr);
+  detail::Walker walker(*impl_, &report, {});
   walker.validate(*impl_->root, detail::SimdValue(detail::JsonAccess::unwrap(value)), nullptr);
   return report.status();
 }
 
 Status Schema::validate_into(const JsonValue& value, FeatureRow& row, ValidationReport& report) const {
   report.clear();
-  detail::reset_row(*impl_, row);
+  const detail::RowOut out = detail::reset_row(*impl_, row);
   if (!value.is_valid()) return invalid_argument("validate_into: the JsonValue is empty");
-  const detail::SimdValue record(detail::JsonAccess::unwrap(value));
-  if (impl_->root_plan->fast && record.type() == JsonType::kObject) {
-    detail::Walker quick(*impl_, nullptr, &row);
-    std::vector<std::uint32_t> flags;  // allocates only when a value is flagged
-    if (quick.fast(*impl_->root_plan, record, flags)) {
-      for (auto f : flags) {
-        report.add_flag(f);
-        impl_->flag_counts[f].fetch_add(1, std::memory_order_relaxed);
-      }
-      return {};
-    }
-    detail::reset_row(*impl_, row);
-  }
-  detail::Walker walker(*impl_, &report, &row);
-  walker.record(record, impl_->root_plan);
-  return report.status();
+  return detail::validate_record(*impl_, detail::SimdValue(detail::JsonAccess::unwrap(value)), out, report);
 }
 
 Status Schema::validate_into(std::string_view json, JsonParser& parser, FeatureRow& row,
@@ -983,9 +1001,8 @@ Status Schema::validate_into(std::string_view json, JsonParser& parser, FeatureR
 
 Status Schema::validate_into(const Record& record, FeatureRow& row, ValidationReport& report) const {
   report.clear();
-  detail::reset_row(*impl_, row);
   const auto& s = *impl_;
-  detail::Walker walker(s, &report, &row);
+  detail::Walker walker(s, &report, detail::reset_row(s, row));
   std::vector<char> present(s.features.size(), 0);
   for (const auto& [name, value] : record.fields()) {
     if (walker.stopped()) break;
@@ -1019,10 +1036,21 @@ Status Schema::validate_batch(std::span<const std::string_view> records, JsonPar
   batch.text.resize(records.size() * cols);
   batch.source_index.clear();
   report = BatchReport{};
-  FeatureRow row;
   ValidationReport one;
   for (std::size_t i = 0; i < records.size(); ++i) {
-    const Status s = validate_into(records[i], parser, row, one);
+    // Each record is written straight into the next free row; an invalid one is
+    // overwritten by the record after it.
+    const detail::RowOut out{batch.values.data() + batch.rows * cols, batch.text.data() + batch.rows * cols};
+    detail::reset_slots(*impl_, out);
+    one.clear();
+    Status s;
+    auto value = parser.parse(records[i]);
+    if (!value.ok()) {
+      one.add_error({"", "", "json", value.status().message()}, impl_->options.max_errors);
+      s = value.status();
+    } else {
+      s = detail::validate_record(*impl_, detail::SimdValue(detail::JsonAccess::unwrap(*value)), out, one);
+    }
     if (!s.ok()) {
       ++report.invalid;
       report.records.emplace_back(i, one);
@@ -1033,8 +1061,6 @@ Status Schema::validate_batch(std::span<const std::string_view> records, JsonPar
       ++report.flagged;
       report.records.emplace_back(i, one);
     }
-    std::copy(row.values.begin(), row.values.end(), batch.values.begin() + static_cast<std::ptrdiff_t>(batch.rows * cols));
-    for (std::size_t c = 0; c < cols; ++c) batch.text[batch.rows * cols + c].swap(row.text[c]);
     batch.source_index.push_back(i);
     ++batch.rows;
   }
