@@ -7,7 +7,6 @@
 #include <charconv>
 #include <limits>
 #include <map>
-#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -27,11 +26,13 @@ struct Column {
   std::vector<bool> missing;  // for strings
 };
 
-std::vector<double> present(const Column& c) {
+// The column's present (non-missing) numbers; an error when there are none to fit on.
+Result<std::vector<double>> present(const Column& c, const std::string& at) {
   std::vector<double> out;
   for (double x : c.numbers) {
     if (!std::isnan(x)) out.push_back(x);
   }
+  if (out.empty()) return invalid_argument(at + ": column '" + c.name + "' has no values to fit on");
   return out;
 }
 
@@ -143,8 +144,9 @@ Result<Json> fit_step(const Json& spec, std::vector<Column>& cols, std::vector<s
       if (strategy == "constant") {
         value = spec.contains("fill_value") && spec.at("fill_value").is_number() ? spec.at("fill_value").get<double>() : 0.0;
       } else {
-        const auto v = present(c);
-        if (v.empty()) return invalid_argument(at + ": column '" + c.name + "' has no values to fit on");
+        auto values = present(c, at);
+        if (!values.ok()) return values.status();
+        const auto& v = *values;
         if (strategy == "mean") {
           double sum = 0;
           for (double x : v) sum += x;
@@ -175,8 +177,9 @@ Result<Json> fit_step(const Json& spec, std::vector<Column>& cols, std::vector<s
     const bool with_mean = spec.value("with_mean", true), with_std = spec.value("with_std", true);
     Json means = Json::array(), scales = Json::array();
     for (Column& c : cols) {
-      const auto v = present(c);
-      if (v.empty()) return invalid_argument(at + ": column '" + c.name + "' has no values to fit on");
+      auto values = present(c, at);
+      if (!values.ok()) return values.status();
+      const auto& v = *values;
       const double n = static_cast<double>(v.size());
       double sum = 0;
       for (double x : v) sum += x;
@@ -206,8 +209,9 @@ Result<Json> fit_step(const Json& spec, std::vector<Column>& cols, std::vector<s
     const bool clip = spec.value("clip", false);
     Json scales = Json::array(), mins = Json::array();
     for (Column& c : cols) {
-      const auto v = present(c);
-      if (v.empty()) return invalid_argument(at + ": column '" + c.name + "' has no values to fit on");
+      auto values = present(c, at);
+      if (!values.ok()) return values.status();
+      const auto& v = *values;
       const auto [mn, mx] = std::minmax_element(v.begin(), v.end());
       const double scale = (hi - lo) / zero_to_one(*mx - *mn);
       const double shift = lo - *mn * scale;
@@ -227,8 +231,9 @@ Result<Json> fit_step(const Json& spec, std::vector<Column>& cols, std::vector<s
   if (type == "max_abs_scaler") {
     Json scales = Json::array();
     for (Column& c : cols) {
-      const auto v = present(c);
-      if (v.empty()) return invalid_argument(at + ": column '" + c.name + "' has no values to fit on");
+      auto values = present(c, at);
+      if (!values.ok()) return values.status();
+      const auto& v = *values;
       double m = 0;
       for (double x : v) m = std::max(m, std::abs(x));
       const double scale = zero_to_one(m);
@@ -252,8 +257,9 @@ Result<Json> fit_step(const Json& spec, std::vector<Column>& cols, std::vector<s
     }
     Json centers = Json::array(), scales = Json::array();
     for (Column& c : cols) {
-      auto v = present(c);
-      if (v.empty()) return invalid_argument(at + ": column '" + c.name + "' has no values to fit on");
+      auto values = present(c, at);
+      if (!values.ok()) return values.status();
+      auto& v = *values;
       std::sort(v.begin(), v.end());
       const double center = median_of(v);
       const double scale = zero_to_one(percentile_linear(v, q_hi) - percentile_linear(v, q_lo));

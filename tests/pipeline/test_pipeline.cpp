@@ -24,7 +24,7 @@ std::filesystem::path cases_dir() {
   return dir;
 }
 
-FeatureRow make_row(const Pipeline& p, const nlohmann::json& cells, const std::vector<bool>& is_text) {
+FeatureRow make_row(const nlohmann::json& cells, const std::vector<bool>& is_text) {
   FeatureRow row;
   row.values.assign(cells.size(), std::numeric_limits<float>::quiet_NaN());
   row.text.assign(cells.size(), "");
@@ -38,7 +38,6 @@ FeatureRow make_row(const Pipeline& p, const nlohmann::json& cells, const std::v
       row.values[i] = v.get<float>();
     }
   }
-  (void)p;
   return row;
 }
 
@@ -83,7 +82,7 @@ TEST_CASE("pipelines equal scikit-learn's transform on real and synthetic data",
     std::vector<float> out(p.output_width());
     std::size_t compared = 0;
     for (std::size_t r = 0; r < c.at("rows").size(); ++r) {
-      const FeatureRow row = make_row(p, c.at("rows")[r], is_text);
+      const FeatureRow row = make_row(c.at("rows")[r], is_text);
       const auto s = p.transform(row, out);
       INFO("row " << r << ": " << s.to_string());
       REQUIRE(s.ok());
@@ -237,7 +236,7 @@ TEST_CASE("fitting in C++ gives scikit-learn's fitted parameters", "[pipeline][s
     ember::FeatureBatch batch;
     batch.cols = is_text.size();
     for (const auto& cells : c.at("train_rows")) {
-      FeatureRow row = make_row(parse_ok(kSmall), cells, is_text);
+      FeatureRow row = make_row(cells, is_text);
       batch.values.insert(batch.values.end(), row.values.begin(), row.values.end());
       batch.text.insert(batch.text.end(), row.text.begin(), row.text.end());
       ++batch.rows;
