@@ -4,9 +4,13 @@
 
 #include "ember/executor.hpp"
 #include "ember/export.hpp"
+#include "ember/fallback.hpp"
 #include "ember/json.hpp"
+#include "ember/linear.hpp"
 #include "ember/log.hpp"
+#include "ember/model.hpp"
 #include "ember/pipeline.hpp"
+#include "ember/resilience.hpp"
 #include "ember/schema.hpp"
 #include "ember/status.hpp"
 #include "ember/tensor.hpp"

@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/files.hpp"
+
 namespace ember {
 namespace detail {
 namespace {
@@ -538,12 +540,9 @@ Result<Pipeline> Pipeline::parse(std::string_view text) {
 }
 
 Result<Pipeline> Pipeline::load(const std::filesystem::path& path) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) return not_found("pipeline file '" + path.string() + "' does not exist");
-  std::ifstream f(path, std::ios::binary);
-  std::ostringstream text;
-  text << f.rdbuf();
-  auto p = parse(text.str());
+  auto text = detail::read_text_file(path, "pipeline file");
+  if (!text.ok()) return text.status();
+  auto p = parse(*text);
   if (!p.ok()) return p.status().with_context("'" + path.string() + "'");
   return p;
 }

@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/files.hpp"
 #include "json_internal.hpp"
 #include "schema_internal.hpp"
 
@@ -953,13 +954,9 @@ Result<Schema> Schema::compile(std::string_view schema_json, const SchemaOptions
 }
 
 Result<Schema> Schema::load(const std::filesystem::path& path, const SchemaOptions& options) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) return not_found("schema file '" + path.string() + "' does not exist");
-  std::ifstream f(path, std::ios::binary);
-  std::ostringstream text;
-  text << f.rdbuf();
-  if (!f) return not_found("cannot read schema file '" + path.string() + "'");
-  auto schema = compile(text.str(), options);
+  auto text = detail::read_text_file(path, "schema file");
+  if (!text.ok()) return text.status();
+  auto schema = compile(*text, options);
   if (!schema.ok()) return schema.status().with_context("'" + path.string() + "'");
   return schema;
 }

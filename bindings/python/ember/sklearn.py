@@ -324,3 +324,55 @@ def export_spec(estimator, columns, path=None, string_columns=()):
         with open(path, "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=1)
     return doc
+
+
+LINEAR_FORMAT = "ember-linear"
+LINEAR_VERSION = 1
+
+
+def export_linear(fitted, path=None):
+    """Writes a fitted LinearRegression, Ridge or LogisticRegression to `path` as ember's
+    linear.json (the fallback model of a chain) and returns the document.
+
+    Coefficients are written as Python floats, so every digit survives: ember's predict,
+    predict_proba and decision_function agree with scikit-learn's to rounding. Anything
+    else (another estimator, an unfitted one, sparse coefficients, a one-vs-rest model
+    wrapped in OneVsRestClassifier) raises UnsupportedError."""
+    from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+
+    if type(fitted) not in (LinearRegression, Ridge, LogisticRegression):
+        raise UnsupportedError(f"{type(fitted).__name__} is not supported "
+                               "(LinearRegression, Ridge and LogisticRegression are)")
+    coef = getattr(fitted, "coef_", None)
+    if coef is None:
+        raise UnsupportedError(f"{type(fitted).__name__} is not fitted")
+    if hasattr(coef, "toarray"):
+        raise UnsupportedError("sparse coefficients are not supported")
+    import numpy as np
+
+    coef = np.asarray(coef, dtype=np.float64)
+    rows = coef.reshape(1, -1) if coef.ndim == 1 else coef
+    intercept = np.broadcast_to(np.asarray(fitted.intercept_, dtype=np.float64), (rows.shape[0],))
+    if not (np.all(np.isfinite(rows)) and np.all(np.isfinite(intercept))):
+        raise UnsupportedError("the coefficients hold NaN or Inf")
+    doc = {
+        "format": LINEAR_FORMAT,
+        "version": LINEAR_VERSION,
+        "estimator": type(fitted).__name__,
+        "coef": [_floats(r) for r in rows],
+        "intercept": _floats(intercept),
+    }
+    names = getattr(fitted, "feature_names_in_", None)
+    if names is not None:
+        doc["feature_names"] = [str(n) for n in names]
+    if isinstance(fitted, LogisticRegression):
+        doc["classes"] = [_category(c) for c in fitted.classes_]
+        # scikit-learn >= 1.7 is always multinomial beyond two classes; older versions
+        # may have been fitted one-vs-rest.
+        multi = getattr(fitted, "multi_class", "deprecated")
+        ovr = len(fitted.classes_) > 2 and (multi == "ovr" or (multi == "auto" and fitted.solver == "liblinear"))
+        doc["multi_class"] = "ovr" if ovr else "multinomial"
+    if path is not None:
+        with open(path, "w") as f:
+            json.dump(doc, f)
+    return doc

@@ -1,0 +1,502 @@
+// FallbackChain: tries its stages in order, each behind its breaker, within the
+// request's latency budget; calls that miss the deadline finish on a worker.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include "ember/fallback.hpp"
+
+namespace ember {
+namespace detail {
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+namespace {
+
+// Threads for budgeted calls, started when first needed and kept until shutdown.
+class WorkerPool {
+ public:
+  explicit WorkerPool(std::size_t max_threads) : max_(max_threads) {}
+  ~WorkerPool() { shutdown(); }
+
+  // False when every thread is busy and no more may start.
+  bool submit(std::function<void()> task) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stop_) return false;
+    if (tasks_.size() >= idle_) {
+      if (threads_.size() >= max_) return false;
+      threads_.emplace_back([this] { loop(); });
+    }
+    tasks_.push_back(std::move(task));
+    cv_.notify_one();
+    return true;
+  }
+
+  void shutdown() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+
+ private:
+  void loop() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      while (!stop_ && tasks_.empty()) {
+        ++idle_;
+        cv_.wait(lock);
+        --idle_;
+      }
+      if (tasks_.empty()) return;
+      auto task = std::move(tasks_.front());
+      tasks_.pop_front();
+      lock.unlock();
+      task();
+      lock.lock();
+    }
+  }
+
+  std::size_t max_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> tasks_;
+  std::vector<std::thread> threads_;
+  std::size_t idle_ = 0;
+  bool stop_ = false;
+};
+
+// One budgeted call, shared by the requester and the worker.
+struct Call {
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool done = false;
+  bool abandoned = false;
+  Result<NamedTensors> result = Status(StatusCode::kUnknown, "not run");
+};
+
+struct AtomicCounters {
+  std::atomic<std::uint64_t> calls{0}, served{0}, failures{0}, timeouts{0}, slow_calls{0}, not_permitted{0},
+      rejected_by_bulkhead{0}, fallbacks{0};
+};
+
+void bump(std::atomic<std::uint64_t>& c) { c.fetch_add(1, std::memory_order_relaxed); }
+
+// A view of rows [begin, end) of a host matrix.
+Result<Tensor> row_slice(const Tensor& t, std::int64_t begin, std::int64_t end) {
+  std::vector<std::int64_t> shape = t.shape();
+  shape[0] = end - begin;
+  const std::size_t row_bytes = t.nbytes() / static_cast<std::size_t>(std::max<std::int64_t>(t.size(0), 1));
+  return Tensor::view_bytes(static_cast<std::byte*>(t.data()) + static_cast<std::size_t>(begin) * row_bytes, t.dtype(),
+                            std::move(shape));
+}
+
+// Stacks two answers row-wise (same names, dtypes and row shapes).
+Result<NamedTensors> concat_rows(const NamedTensors& a, const NamedTensors& b) {
+  if (a.size() != b.size()) return internal_error("the halves of a split batch gave different outputs");
+  NamedTensors out;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const Tensor& x = a[i].tensor;
+    const Tensor* y = b.find(a[i].name);
+    if (y == nullptr || y->dtype() != x.dtype() || x.dim() < 1 || y->dim() != x.dim() || !x.device().is_cpu() ||
+        !y->device().is_cpu() || !std::equal(x.shape().begin() + 1, x.shape().end(), y->shape().begin() + 1)) {
+      return internal_error("the halves of a split batch gave different outputs for '" + a[i].name + "'");
+    }
+    std::vector<std::int64_t> shape = x.shape();
+    shape[0] += y->size(0);
+    auto t = Tensor::zeros(x.dtype(), shape);
+    if (!t.ok()) return t.status();
+    std::memcpy(t->data(), x.data(), x.nbytes());
+    std::memcpy(static_cast<std::byte*>(t->data()) + x.nbytes(), y->data(), y->nbytes());
+    EMBER_RETURN_IF_ERROR(out.add(a[i].name, std::move(t).value()));
+  }
+  return out;
+}
+
+bool shapes_match(const Tensor& t, std::int64_t rows, const OutputSpec& spec) {
+  const auto& s = t.shape();
+  return s.size() == spec.row_shape.size() + 1 && s[0] == rows &&
+         std::equal(spec.row_shape.begin(), spec.row_shape.end(), s.begin() + 1);
+}
+
+std::int64_t row_numel(const OutputSpec& spec) {
+  std::int64_t n = 1;
+  for (auto d : spec.row_shape) n *= d;
+  return n;
+}
+
+template <typename T>
+std::int64_t first_non_finite(const Tensor& t) {
+  const auto v = t.values<T>();
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (!std::isfinite(v[i])) return static_cast<std::int64_t>(i);
+  }
+  return -1;
+}
+
+}  // namespace
+
+struct Link {
+  std::string name;
+  std::string type;
+  std::shared_ptr<const Stage> stage;
+  std::unique_ptr<CircuitBreaker> breaker;
+  OutOfMemoryPolicy on_out_of_memory = OutOfMemoryPolicy::kNextStage;
+  bool bounded = false;
+  AtomicCounters counters;
+};
+
+struct ChainImpl {
+  std::vector<std::unique_ptr<Link>> links;
+  std::vector<OutputSpec> outputs;
+  std::size_t input_width = 0;
+  std::chrono::nanoseconds budget{0};
+  std::size_t max_abandoned = 0;
+  std::optional<ConfidencePolicy> confidence;
+  std::shared_ptr<const Clock> clock;
+  std::atomic<std::size_t> abandoned{0};
+  std::atomic<std::uint64_t> needs_review{0};
+  WorkerPool pool;
+
+  explicit ChainImpl(std::size_t max_workers) : pool(max_workers) {}
+  ~ChainImpl() {
+    if (abandoned.load() > 0) {
+      for (const auto& l : links) l->stage->cancel();
+    }
+    pool.shutdown();
+  }
+
+  // The stage's answer, split into halves on out of memory when configured, checked.
+  Result<NamedTensors> attempt(const Link& link, const Tensor& features) const {
+    auto out = call(link, features);
+    if (!out.ok()) return out;
+    EMBER_RETURN_IF_ERROR(conform(link, *out, features.size(0)));
+    return out;
+  }
+
+  Result<NamedTensors> call(const Link& link, const Tensor& features) const {
+    Result<NamedTensors> out = Status(StatusCode::kUnknown, "not run");
+    try {
+      out = link.stage->run(features);
+    } catch (const std::exception& e) {
+      return internal_error(std::string("the stage threw: ") + e.what());
+    } catch (...) {
+      return internal_error("the stage threw a non-standard exception");
+    }
+    const std::int64_t rows = features.size(0);
+    if (out.ok() || out.status().code() != StatusCode::kResourceExhausted ||
+        link.on_out_of_memory != OutOfMemoryPolicy::kSplitBatch || rows < 2) {
+      return out;
+    }
+    const std::int64_t half = rows / 2;
+    auto a = row_slice(features, 0, half);
+    auto b = row_slice(features, half, rows);
+    if (!a.ok()) return a.status();
+    if (!b.ok()) return b.status();
+    auto first = call(link, *a);
+    if (!first.ok()) return first;
+    auto second = call(link, *b);
+    if (!second.ok()) return second;
+    return concat_rows(*first, *second);
+  }
+
+  // Makes `out` hold exactly the chain's outputs (in order, reshaped when each row has
+  // the same number of values), or explains why it cannot.
+  Status conform(const Link& link, NamedTensors& out, std::int64_t rows) const {
+    bool exact = out.size() == outputs.size();
+    for (std::size_t i = 0; exact && i < outputs.size(); ++i) {
+      exact = out[i].name == outputs[i].name && out[i].tensor.dtype() == outputs[i].dtype &&
+              out[i].tensor.device().is_cpu() && shapes_match(out[i].tensor, rows, outputs[i]);
+    }
+    if (!exact) {
+      NamedTensors fixed;
+      for (const auto& spec : outputs) {
+        const Tensor* t = out.find(spec.name);
+        if (t == nullptr) return internal_error("stage '" + link.name + "' gave no output '" + spec.name + "'");
+        if (!t->device().is_cpu()) {
+          return internal_error("stage '" + link.name + "' output '" + spec.name + "' is not in host memory");
+        }
+        if (t->dtype() != spec.dtype || t->dim() < 1 || t->size(0) != rows || t->numel() != rows * row_numel(spec)) {
+          return internal_error("stage '" + link.name + "' output '" + spec.name + "' is " + t->describe() +
+                                ", expected " + describe_outputs({spec}) + " with " + std::to_string(rows) + " rows");
+        }
+        std::vector<std::int64_t> shape{rows};
+        shape.insert(shape.end(), spec.row_shape.begin(), spec.row_shape.end());
+        auto reshaped = t->reshape(std::move(shape));
+        if (!reshaped.ok()) return reshaped.status();
+        EMBER_RETURN_IF_ERROR(fixed.add(spec.name, std::move(reshaped).value()));
+      }
+      out = std::move(fixed);
+    }
+    for (const auto& e : out) {
+      std::int64_t bad = -1;
+      if (e.tensor.dtype() == DType::kFloat32) bad = first_non_finite<float>(e.tensor);
+      if (e.tensor.dtype() == DType::kFloat64) bad = first_non_finite<double>(e.tensor);
+      if (bad >= 0) {
+        const std::int64_t per_row = std::max<std::int64_t>(e.tensor.numel() / std::max<std::int64_t>(rows, 1), 1);
+        return out_of_range("stage '" + link.name + "' output '" + e.name + "' holds NaN or Inf (row " +
+                            std::to_string(bad / per_row) + ")");
+      }
+    }
+    return {};
+  }
+
+  // Tells the stages after `answered` of a valid answer (the cache stores it).
+  void observe_after(const Link& answered, const Tensor& features, const NamedTensors& out) const {
+    bool after = false;
+    for (const auto& l : links) {
+      if (after) l->stage->observe(features, out);
+      if (l.get() == &answered) after = true;
+    }
+  }
+
+  // Runs an unbounded stage on a worker and waits for it until the deadline.
+  Result<NamedTensors> attempt_with_deadline(const Link& link, const Tensor& owned, SteadyTime deadline,
+                                             bool& timed_out) {
+    auto state = std::make_shared<Call>();
+    const bool submitted = pool.submit([this, &link, state, owned] {
+      auto r = attempt(link, owned);
+      std::unique_lock<std::mutex> lock(state->mutex);
+      if (state->abandoned) {
+        lock.unlock();
+        if (r.ok()) observe_after(link, owned, *r);
+        abandoned.fetch_sub(1, std::memory_order_acq_rel);
+        return;
+      }
+      state->result = std::move(r);
+      state->done = true;
+      state->cv.notify_all();
+    });
+    if (!submitted) return resource_exhausted("no worker thread is free for stage '" + link.name + "'");
+    std::unique_lock<std::mutex> lock(state->mutex);
+    if (!state->cv.wait_until(lock, deadline, [&] { return state->done; })) {
+      state->abandoned = true;
+      abandoned.fetch_add(1, std::memory_order_acq_rel);
+      timed_out = true;
+      return Status(StatusCode::kDeadlineExceeded, "stage '" + link.name + "' did not answer within the budget");
+    }
+    return std::move(state->result);
+  }
+
+  void flag_low_confidence(ChainResult& result) {
+    if (!confidence) return;
+    const Tensor* t = result.outputs.find(confidence->output);
+    if (t == nullptr || t->dim() < 1) return;
+    const auto v = t->values<float>();
+    const std::int64_t rows = t->size(0);
+    if (rows <= 0 || v.empty()) return;
+    const std::size_t per_row = v.size() / static_cast<std::size_t>(rows);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const float* p = v.data() + static_cast<std::size_t>(r) * per_row;
+      const double top = per_row == 1 ? std::max<double>(p[0], 1.0 - p[0]) : *std::max_element(p, p + per_row);
+      if (top < confidence->threshold) result.needs_review.push_back(static_cast<std::uint32_t>(r));
+    }
+    if (!result.needs_review.empty()) needs_review.fetch_add(result.needs_review.size(), std::memory_order_relaxed);
+  }
+};
+
+}  // namespace detail
+
+FallbackChain::FallbackChain(std::unique_ptr<detail::ChainImpl> impl) : impl_(std::move(impl)) {}
+FallbackChain::~FallbackChain() = default;
+
+Result<std::unique_ptr<FallbackChain>> FallbackChain::create(ChainOptions options) {
+  if (options.stages.empty()) return invalid_argument("chain: no stages");
+  if (options.input_width == 0) return invalid_argument("chain: input_width must be at least 1");
+  if (options.budget.count() < 0) return invalid_argument("chain: the budget must not be negative");
+  if (options.max_workers == 0) return invalid_argument("chain: max_workers must be at least 1");
+  if (options.confidence &&
+      (!(options.confidence->threshold > 0 && options.confidence->threshold <= 1) || options.confidence->output.empty())) {
+    return invalid_argument("chain: the confidence threshold must be in (0, 1] and name an output");
+  }
+  auto impl = std::make_unique<detail::ChainImpl>(options.max_workers);
+  impl->clock = options.clock ? options.clock : std::make_shared<SteadyClock>();
+  impl->input_width = options.input_width;
+  impl->budget = options.budget;
+  impl->max_abandoned = options.max_abandoned;
+  impl->confidence = options.confidence;
+  impl->outputs = options.outputs;
+  std::string outputs_from = impl->outputs.empty() ? "" : "the chain's options";
+
+  for (std::size_t i = 0; i < options.stages.size(); ++i) {
+    auto& s = options.stages[i];
+    const std::string where = "chain stage " + std::to_string(i) + (s.name.empty() ? "" : " '" + s.name + "'");
+    if (s.name.empty()) return invalid_argument(where + ": no name");
+    for (const auto& l : impl->links) {
+      if (l->name == s.name) return invalid_argument(where + ": the name is used twice");
+    }
+    if (s.stage == nullptr) return invalid_argument(where + ": no stage");
+    auto link = std::make_unique<detail::Link>();
+    link->name = s.name;
+    link->type = s.stage->type();
+    link->stage = s.stage;
+    link->bounded = s.stage->bounded();
+    link->on_out_of_memory = s.on_out_of_memory;
+    if (s.breaker) {
+      auto b = CircuitBreaker::create(s.name, *s.breaker, impl->clock, options.on_breaker_change);
+      if (!b.ok()) return b.status().with_context(where);
+      link->breaker = std::move(b).value();
+    }
+    auto specs = s.stage->outputs(options.input_width);
+    if (!specs.ok()) return specs.status().with_context(where);
+    if (!specs->empty()) {
+      if (impl->outputs.empty()) {
+        impl->outputs = *specs;
+        outputs_from = "stage '" + s.name + "'";
+      } else {
+        // Same names and dtypes, and the same number of values per row.
+        bool same = specs->size() == impl->outputs.size();
+        for (std::size_t k = 0; same && k < specs->size(); ++k) {
+          const OutputSpec* want = nullptr;
+          for (const auto& o : impl->outputs) {
+            if (o.name == (*specs)[k].name) want = &o;
+          }
+          same = want != nullptr && want->dtype == (*specs)[k].dtype &&
+                 detail::row_numel(*want) == detail::row_numel((*specs)[k]);
+        }
+        if (!same) {
+          return invalid_argument(where + ": its outputs (" + describe_outputs(*specs) + ") differ from those of " +
+                                  outputs_from + " (" + describe_outputs(impl->outputs) + ")");
+        }
+      }
+    }
+    impl->links.push_back(std::move(link));
+  }
+  if (impl->outputs.empty()) {
+    return invalid_argument("chain: no stage tells its outputs; give ChainOptions::outputs");
+  }
+  return std::unique_ptr<FallbackChain>(new FallbackChain(std::move(impl)));
+}
+
+Status FallbackChain::run(const Tensor& features, ChainResult& result, const RunOptions& options) const {
+  auto& impl = *impl_;
+  result.outputs = NamedTensors();
+  result.served_by = {};
+  result.skipped.clear();
+  result.needs_review.clear();
+  if (!features.defined() || features.dim() != 2 || features.dtype() != DType::kFloat32 ||
+      !features.device().is_cpu() || features.size(1) != static_cast<std::int64_t>(impl.input_width) ||
+      features.size(0) < 1) {
+    return invalid_argument("chain: expected a float32 host matrix of rows x " + std::to_string(impl.input_width) +
+                            ", got " + (features.defined() ? features.describe() : std::string("an undefined tensor")));
+  }
+  const auto budget = options.budget.value_or(impl.budget);
+  if (budget.count() < 0) return invalid_argument("chain: the budget must not be negative");
+  const bool timed = budget.count() > 0;
+  const detail::SteadyTime deadline =
+      timed ? std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(budget)
+            : detail::SteadyTime::max();
+  Tensor owned;  // a copy the workers may keep after we return
+
+  for (const auto& link_ptr : impl.links) {
+    detail::Link& link = *link_ptr;
+    auto& c = link.counters;
+    const auto skip = [&](Status s) {
+      detail::bump(c.fallbacks);
+      result.skipped.push_back({link.name, std::move(s)});
+    };
+    const bool on_worker = timed && !link.bounded;
+    if (on_worker && std::chrono::steady_clock::now() >= deadline) {
+      skip(Status(StatusCode::kDeadlineExceeded, "no time left in the budget"));
+      continue;
+    }
+    if (on_worker && impl.abandoned.load(std::memory_order_acquire) >= impl.max_abandoned) {
+      detail::bump(c.rejected_by_bulkhead);
+      skip(resource_exhausted(std::to_string(impl.max_abandoned) + " abandoned calls are still running (bulkhead full)"));
+      continue;
+    }
+    if (link.breaker && !link.breaker->try_acquire()) {
+      detail::bump(c.not_permitted);
+      skip(Status(StatusCode::kUnavailable,
+                  "circuit breaker is " + std::string(breaker_state_name(link.breaker->state()))));
+      continue;
+    }
+    detail::bump(c.calls);
+    const auto start = impl.clock->now();
+    bool timed_out = false;
+    Result<NamedTensors> answer = Status(StatusCode::kUnknown, "not run");
+    if (on_worker) {
+      if (!owned.defined()) {
+        auto copy = features.clone();
+        if (!copy.ok()) return copy.status();
+        owned = std::move(copy).value();
+      }
+      answer = impl.attempt_with_deadline(link, owned, deadline, timed_out);
+    } else {
+      answer = impl.attempt(link, features);
+    }
+    const auto duration = impl.clock->now() - start;
+    if (link.breaker) {
+      link.breaker->on_result(answer.ok() ? StatusCode::kOk : answer.status().code(), duration);
+      if (duration >= link.breaker->config().slow_call_duration) detail::bump(c.slow_calls);
+    }
+    if (!answer.ok()) {
+      detail::bump(timed_out ? c.timeouts : c.failures);
+      skip(std::move(answer).status());
+      continue;
+    }
+    detail::bump(c.served);
+    result.outputs = std::move(answer).value();
+    result.served_by = link.name;
+    impl.observe_after(link, features, result.outputs);
+    impl.flag_low_confidence(result);
+    return {};
+  }
+  std::string why = "every stage failed:";
+  for (const auto& s : result.skipped) why += " [" + std::string(s.stage) + "] " + s.status.to_string() + ";";
+  why.pop_back();
+  const StatusCode code = result.skipped.empty() ? StatusCode::kInternal : result.skipped.back().status.code();
+  return Status(code, why);
+}
+
+const std::vector<OutputSpec>& FallbackChain::outputs() const noexcept { return impl_->outputs; }
+std::size_t FallbackChain::input_width() const noexcept { return impl_->input_width; }
+
+std::vector<std::string> FallbackChain::stage_names() const {
+  std::vector<std::string> names;
+  for (const auto& l : impl_->links) names.push_back(l->name);
+  return names;
+}
+
+CircuitBreaker* FallbackChain::breaker(std::string_view stage) const noexcept {
+  for (const auto& l : impl_->links) {
+    if (l->name == stage) return l->breaker.get();
+  }
+  return nullptr;
+}
+
+std::vector<StageCounters> FallbackChain::counters() const {
+  std::vector<StageCounters> out;
+  for (const auto& l : impl_->links) {
+    const auto& c = l->counters;
+    StageCounters s;
+    s.name = l->name;
+    s.type = l->type;
+    s.calls = c.calls.load();
+    s.served = c.served.load();
+    s.failures = c.failures.load();
+    s.timeouts = c.timeouts.load();
+    s.slow_calls = c.slow_calls.load();
+    s.not_permitted = c.not_permitted.load();
+    s.rejected_by_bulkhead = c.rejected_by_bulkhead.load();
+    s.fallbacks = c.fallbacks.load();
+    if (l->breaker) s.breaker = l->breaker->metrics();
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::uint64_t FallbackChain::needs_review_count() const noexcept { return impl_->needs_review.load(); }
+std::size_t FallbackChain::abandoned_in_flight() const noexcept { return impl_->abandoned.load(); }
+
+}  // namespace ember
