@@ -100,7 +100,9 @@ class EMBER_API Model {
   /// pipeline's output width: checked here by running every model stage once on a row
   /// of zeros. NotFound for a missing required file; InvalidArgument for bad
   /// configuration, naming the file and field; any stage's load error.
-  static Result<std::unique_ptr<Model>> load(const std::filesystem::path& dir, const ModelOptions& options = {});
+  static Result<std::unique_ptr<Model>> load(const std::filesystem::path& dir, const ModelOptions& options);
+  /// The same with default options.
+  static Result<std::unique_ptr<Model>> load(const std::filesystem::path& dir);
 
   /// A model assembled in code. `pipeline` may be empty (then the schema's features are
   /// the input). InvalidArgument when the parts do not fit together.

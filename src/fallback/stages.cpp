@@ -50,7 +50,11 @@ class ExecutorStage final : public Stage {
     if (!zeros.ok()) return zeros.status();
     auto out = executor_->run({&*zeros, 1});
     if (!out.ok()) {
-      return out.status().with_context(executor_->name() + " on a row of " + std::to_string(input_width) + " zeros");
+      // The model cannot take rows of this width: the parts of the model do not fit.
+      const StatusCode code =
+          out.status().code() == StatusCode::kInternal ? StatusCode::kInvalidArgument : out.status().code();
+      return Status(code, executor_->name() + " does not accept a row of " + std::to_string(input_width) +
+                              " float32 zeros: " + out.status().message());
     }
     std::vector<OutputSpec> specs;
     for (const auto& e : *out) {

@@ -39,11 +39,14 @@ class Fields {
     return {};
   }
 
-  Result<double> number(const char* key, double fallback, double lo, double hi) const {
+  // A number in [lo, hi], or in (lo, hi] when `above` is set.
+  Result<double> number(const char* key, double fallback, double lo, double hi, bool above = false) const {
     if (!j_.contains(key)) return fallback;
     const Json& v = j_.at(key);
-    if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < lo || v.get<double>() > hi) {
-      return invalid_argument(where_ + ": '" + key + "' must be a number in [" + fmt(lo) + ", " + fmt(hi) + "]");
+    const bool low_ok = v.is_number() && (above ? v.get<double>() > lo : v.get<double>() >= lo);
+    if (!low_ok || !std::isfinite(v.get<double>()) || v.get<double>() > hi) {
+      return invalid_argument(where_ + ": '" + key + "' must be a number in " + (above ? "(" : "[") + fmt(lo) + ", " +
+                              fmt(hi) + "]");
     }
     return v.get<double>();
   }
@@ -57,8 +60,9 @@ class Fields {
     }
     return static_cast<std::uint64_t>(v.get<std::int64_t>());
   }
-  Result<std::chrono::nanoseconds> millis(const char* key, std::chrono::nanoseconds fallback, double lo_ms) const {
-    auto ms = number(key, -1, lo_ms, 86'400'000.0);
+  // Milliseconds (a day at most), positive or at least zero.
+  Result<std::chrono::nanoseconds> millis(const char* key, std::chrono::nanoseconds fallback, bool positive) const {
+    auto ms = number(key, -1, 0, 86'400'000.0, positive);
     if (!ms.ok()) return ms.status();
     if (*ms < 0) return fallback;
     return std::chrono::nanoseconds(static_cast<std::int64_t>(*ms * 1e6));
@@ -102,9 +106,9 @@ Result<CircuitBreakerConfig> parse_breaker(const Json& j, const std::string& whe
                                 "wait_duration_in_open_state_ms", "permitted_calls_in_half_open_state",
                                 "max_wait_duration_in_half_open_state_ms", "ignored_codes"}));
   CircuitBreakerConfig c;
-  EMBER_ASSIGN(c.failure_rate_threshold, f.number("failure_rate_threshold", c.failure_rate_threshold, 1e-9, 100));
-  EMBER_ASSIGN(c.slow_call_rate_threshold, f.number("slow_call_rate_threshold", c.slow_call_rate_threshold, 1e-9, 100));
-  EMBER_ASSIGN(c.slow_call_duration, f.millis("slow_call_duration_ms", c.slow_call_duration, 1e-6));
+  EMBER_ASSIGN(c.failure_rate_threshold, f.number("failure_rate_threshold", c.failure_rate_threshold, 0, 100, true));
+  EMBER_ASSIGN(c.slow_call_rate_threshold, f.number("slow_call_rate_threshold", c.slow_call_rate_threshold, 0, 100, true));
+  EMBER_ASSIGN(c.slow_call_duration, f.millis("slow_call_duration_ms", c.slow_call_duration, true));
   std::string window;
   EMBER_ASSIGN(window, f.text("sliding_window_type", "count_based"));
   if (window == "time_based") {
@@ -114,11 +118,11 @@ Result<CircuitBreakerConfig> parse_breaker(const Json& j, const std::string& whe
   }
   EMBER_ASSIGN(c.sliding_window_size, f.count("sliding_window_size", c.sliding_window_size, 1, 1'000'000));
   EMBER_ASSIGN(c.minimum_number_of_calls, f.count("minimum_number_of_calls", c.minimum_number_of_calls, 1, 1'000'000));
-  EMBER_ASSIGN(c.wait_duration_in_open_state, f.millis("wait_duration_in_open_state_ms", c.wait_duration_in_open_state, 1e-6));
+  EMBER_ASSIGN(c.wait_duration_in_open_state, f.millis("wait_duration_in_open_state_ms", c.wait_duration_in_open_state, true));
   EMBER_ASSIGN(c.permitted_calls_in_half_open_state,
                f.count("permitted_calls_in_half_open_state", c.permitted_calls_in_half_open_state, 1, 1'000'000));
   EMBER_ASSIGN(c.max_wait_duration_in_half_open_state,
-               f.millis("max_wait_duration_in_half_open_state_ms", c.max_wait_duration_in_half_open_state, 0));
+               f.millis("max_wait_duration_in_half_open_state_ms", c.max_wait_duration_in_half_open_state, false));
   if (f.has("ignored_codes")) {
     const Json& codes = f.at("ignored_codes");
     if (!codes.is_array()) return invalid_argument(f.where() + ": 'ignored_codes' must be an array of code names");
@@ -211,7 +215,7 @@ Result<ChainOptions> parse_chain(std::string_view text, const std::filesystem::p
   EMBER_RETURN_IF_ERROR(top.only({"format", "version", "budget_ms", "max_abandoned", "max_workers", "confidence", "stages"}));
   ChainOptions chain;
   chain.input_width = input_width;
-  EMBER_ASSIGN(chain.budget, top.millis("budget_ms", chain.budget, 0));
+  EMBER_ASSIGN(chain.budget, top.millis("budget_ms", chain.budget, false));
   EMBER_ASSIGN(chain.max_abandoned, top.count("max_abandoned", chain.max_abandoned, 0, 10'000));
   EMBER_ASSIGN(chain.max_workers, top.count("max_workers", chain.max_workers, 1, 10'000));
   if (top.has("confidence")) {
@@ -222,7 +226,7 @@ Result<ChainOptions> parse_chain(std::string_view text, const std::filesystem::p
     ConfidencePolicy policy;
     EMBER_ASSIGN(policy.output, f.text("output", policy.output));
     if (!f.has("threshold")) return invalid_argument("chain confidence: 'threshold' is required");
-    EMBER_ASSIGN(policy.threshold, f.number("threshold", 0, 1e-9, 1));
+    EMBER_ASSIGN(policy.threshold, f.number("threshold", 0, 0, 1, true));
     chain.confidence = policy;
   }
   if (!doc.contains("stages") || !doc.at("stages").is_array() || doc.at("stages").empty()) {
@@ -284,7 +288,7 @@ Result<ChainOptions> parse_chain(std::string_view text, const std::filesystem::p
       EMBER_RETURN_IF_ERROR(f.only({"type", "name", "capacity", "ttl_ms"}));
       CacheOptions co;
       EMBER_ASSIGN(co.capacity, f.count("capacity", co.capacity, 1, 100'000'000));
-      EMBER_ASSIGN(co.time_to_live, f.millis("ttl_ms", co.time_to_live, 1e-6));
+      EMBER_ASSIGN(co.time_to_live, f.millis("ttl_ms", co.time_to_live, true));
       auto st = make_cache_stage(co, options.clock);
       if (!st.ok()) return st.status().with_context(where);
       built = *st;

@@ -177,6 +177,8 @@ Result<std::unique_ptr<Model>> Model::load(const std::filesystem::path& dir, con
   return assemble(std::move(schema).value(), std::move(pipeline), std::move(chain).value());
 }
 
+Result<std::unique_ptr<Model>> Model::load(const std::filesystem::path& dir) { return load(dir, ModelOptions{}); }
+
 Status Model::predict(std::string_view json, Prediction& prediction, const PredictOptions& options) const {
   return impl_->predict_one(prediction, options, [&](detail::Scratch& s, ValidationReport& report) {
     return impl_->schema.validate_into(json, s.parser, s.row, report);
