@@ -58,7 +58,8 @@ class EMBER_API Stage {
 };
 
 /// An Executor (e.g. a TorchExecutor) as a stage: its one input is the feature matrix.
-/// Its outputs are found by running it once on a row of zeros when the chain is built.
+/// Its outputs are found by running it on a row of zeros when the chain is built (three
+/// times, which also warms it up); a model that fails on that row is InvalidArgument.
 EMBER_API std::shared_ptr<Stage> make_executor_stage(std::shared_ptr<const Executor> executor);
 
 /// A linear model as a stage: `output` names which of its methods answers, and

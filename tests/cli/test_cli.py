@@ -33,7 +33,7 @@ def assert_error(result, code_name, fragment=""):
     assert result.stdout == ""
 
 
-@pytest.mark.parametrize("args", [["--help"], ["info", "--help"], ["run", "--help"], ["validate", "--help"], ["transform", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["info", "--help"], ["run", "--help"], ["validate", "--help"], ["transform", "--help"], ["predict", "--help"]])
 def test_help(args):
     result = ember(*args)
     assert result.returncode == 0
@@ -293,3 +293,94 @@ def test_transform_usage_errors(tmp_path):
     assert_error(ember("transform", "-p", model("pipeline_mixed.json"), "-i", str(header)), "InvalidArgument",
                  "no column 'plan'")
     assert_error(ember("transform", "-p", str(tmp_path / "none.json"), "-i", str(header)), "NotFound", "none.json")
+
+
+# --- predict ---------------------------------------------------------------------
+
+CHURN = os.path.join(MODELS, "churn")
+
+
+def predict(*args, stdin=None):
+    result = ember("predict", "--model", CHURN, *args, stdin=stdin)
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    return result, lines
+
+
+def requests(n):
+    with open(os.path.join(CHURN, "requests.jsonl")) as f:
+        return f.read().splitlines()[:n]
+
+
+def test_predict_answers_each_line_and_summarises():
+    with open(os.path.join(CHURN, "expected.json")) as f:
+        expected = json.load(f)["primary"]
+    result, lines = predict("--input", os.path.join(CHURN, "requests.jsonl"))
+    assert result.returncode == 0, result.stderr
+    records, summary = lines[:-1], lines[-1]["summary"]
+    assert len(records) == len(expected)
+    for rec, want in zip(records, expected):
+        assert rec["served_by"] == "primary"
+        assert rec["skipped"] == []
+        assert abs(rec["outputs"]["output"] - want) < 1e-5
+        assert rec["latency_us"] > 0
+        assert isinstance(rec["needs_review"], bool)
+    assert summary["answered"] == len(expected)
+    assert summary["served_by"] == {"primary": len(expected), "linear": 0, "cache": 0, "default": 0}
+    assert f"{len(expected)} records" in result.stderr
+
+
+def test_predict_reports_invalid_lines_and_goes_on(tmp_path):
+    lines = requests(2)
+    lines.insert(1, '{"tenure": 500, "plan": "gold"}')
+    lines.insert(2, "{not json")
+    lines.insert(3, "")
+    result, out = predict("--input", write_json(tmp_path, "\n".join(lines) + "\n", "in.jsonl"))
+    assert result.returncode == 1
+    assert [r["line"] for r in out[:-1]] == [1, 2, 3, 5]
+    bad = out[1]
+    assert bad["valid"] is False
+    paths = {e["instance_path"] for e in bad["errors"]}
+    assert {"/tenure", "/plan", ""} <= paths
+    assert out[2]["errors"][0]["keyword"] == "json"
+    assert out[3]["served_by"] == "primary"
+    assert out[-1]["summary"]["invalid"] == 2
+    assert out[-1]["summary"]["answered"] == 2
+
+
+def test_predict_with_injected_faults_shows_the_chain_answering(tmp_path):
+    stdin = "\n".join(requests(12)) + "\n"
+    result, out = predict("--input", "-", "--inject", "primary=throw", "--output", str(tmp_path / "p.jsonl"), stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    assert out == []  # everything went to the file
+    recs = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert all(r["served_by"] == "linear" for r in recs[:-1])
+    codes = [r["skipped"][0]["code"] for r in recs[:-1]]
+    assert codes[:5] == ["Internal"] * 5
+    assert codes[5:] == ["Unavailable"] * 7  # the breaker opened after 5 failures
+    assert recs[-1]["summary"]["served_by"]["linear"] == 12
+
+
+def test_predict_hang_is_cut_at_the_budget():
+    stdin = "\n".join(requests(3)) + "\n"
+    result, out = predict("--input", "-", "--inject", "primary=hang:2s", "--budget-ms", "20", stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    for rec in out[:-1]:
+        assert rec["served_by"] == "linear"
+        assert rec["skipped"][0]["code"] == "DeadlineExceeded"
+        assert rec["latency_us"] < 500_000
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--inject", "primary"], "expected STAGE=FAULT"),
+    (["--inject", "primary=explode"], "unknown kind 'explode'"),
+    (["--inject", "gpu=throw"], "cannot inject faults into stage 'gpu'"),
+])
+def test_predict_bad_injection(args, fragment):
+    result = ember("predict", "--model", CHURN, "--input", "-", *args, stdin="")
+    assert_error(result, "InvalidArgument", fragment)
+
+
+def test_predict_missing_model_and_input(tmp_path):
+    assert_error(ember("predict", "--model", str(tmp_path / "none"), "--input", "-", stdin=""), "NotFound")
+    assert_error(ember("predict", "--model", CHURN, "--input", str(tmp_path / "none.jsonl")), "NotFound")
+    assert ember("predict", "--input", "-").returncode == 2
