@@ -156,7 +156,8 @@ class EMBER_API CircuitBreaker {
   std::shared_ptr<const Clock> clock_;
   Listener listener_;
   mutable std::mutex mutex_;
-  BreakerState state_ = BreakerState::kClosed;
+  // Written under the lock; read without it on the fast path of try_acquire().
+  std::atomic<BreakerState> state_{BreakerState::kClosed};
   std::unique_ptr<Window> window_;
   std::chrono::nanoseconds state_since_{0};
   std::uint32_t half_open_permits_ = 0;

@@ -169,8 +169,8 @@ CircuitBreaker::CircuitBreaker(std::string name, CircuitBreakerConfig config, st
 CircuitBreaker::~CircuitBreaker() = default;
 
 bool CircuitBreaker::move_locked(BreakerState to) {
-  if (state_ == to) return false;
-  state_ = to;
+  if (state_.load(std::memory_order_relaxed) == to) return false;
+  state_.store(to, std::memory_order_release);
   state_since_ = clock_->now();
   ++transitions_;
   half_open_permits_ = 0;
@@ -190,17 +190,21 @@ void CircuitBreaker::notify(BreakerState from, BreakerState to) const {
 }
 
 bool CircuitBreaker::try_acquire() {
+  // CLOSED and DISABLED let every call through and change nothing: no lock needed.
+  if (const auto s = state_.load(std::memory_order_acquire); s == BreakerState::kClosed || s == BreakerState::kDisabled) {
+    return true;
+  }
   BreakerState from{};
   BreakerState to{};
   bool permitted = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     from = state_;
-    const auto now = clock_->now();
-    if (state_ == BreakerState::kOpen && now - state_since_ >= config_.wait_duration_in_open_state) {
+    // Only OPEN and a timed HALF_OPEN need the time (CLOSED, the common case, does not).
+    if (state_ == BreakerState::kOpen && clock_->now() - state_since_ >= config_.wait_duration_in_open_state) {
       move_locked(BreakerState::kHalfOpen);
     } else if (state_ == BreakerState::kHalfOpen && config_.max_wait_duration_in_half_open_state.count() > 0 &&
-               now - state_since_ >= config_.max_wait_duration_in_half_open_state) {
+               clock_->now() - state_since_ >= config_.max_wait_duration_in_half_open_state) {
       move_locked(BreakerState::kOpen);
     }
     switch (state_) {
@@ -232,12 +236,13 @@ void CircuitBreaker::on_result(StatusCode code, std::chrono::nanoseconds duratio
     // OPEN, FORCED_OPEN and DISABLED record nothing (a late result of a call let
     // through before the breaker opened changes nothing).
     if (state_ == BreakerState::kClosed || state_ == BreakerState::kHalfOpen) {
-      window_->record(failed, slow, clock_->now());
-      const float failure = window_->failure_rate();
-      const float slowness = window_->slow_rate();
-      const bool judged = failure >= 0;  // enough calls in the window
-      const bool trip = judged && (failure >= config_.failure_rate_threshold ||
-                                   slowness >= config_.slow_call_rate_threshold);
+      window_->record(failed, slow,
+                      window_->type == SlidingWindowType::kTimeBased ? clock_->now() : std::chrono::nanoseconds{0});
+      const auto& t = window_->totals;
+      const bool judged = t.calls >= window_->minimum;  // enough calls in the window
+      // rate >= threshold, as 100 * count >= threshold * calls (no division)
+      const bool trip = judged && (100.0 * t.failed >= config_.failure_rate_threshold * t.calls ||
+                                   100.0 * t.slow >= config_.slow_call_rate_threshold * t.calls);
       if (trip) {
         move_locked(BreakerState::kOpen);
       } else if (judged && state_ == BreakerState::kHalfOpen) {
@@ -249,10 +254,7 @@ void CircuitBreaker::on_result(StatusCode code, std::chrono::nanoseconds duratio
   notify(from, to);
 }
 
-BreakerState CircuitBreaker::state() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return state_;
-}
+BreakerState CircuitBreaker::state() const { return state_.load(std::memory_order_acquire); }
 
 BreakerMetrics CircuitBreaker::metrics() const {
   std::lock_guard<std::mutex> lock(mutex_);

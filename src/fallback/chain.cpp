@@ -184,15 +184,18 @@ struct ChainImpl {
     return out;
   }
 
-  Result<NamedTensors> call(const Link& link, const Tensor& features) const {
-    Result<NamedTensors> out = Status(StatusCode::kUnknown, "not run");
+  static Result<NamedTensors> guarded(const Link& link, const Tensor& features) {
     try {
-      out = link.stage->run(features);
+      return link.stage->run(features);
     } catch (const std::exception& e) {
       return internal_error(std::string("the stage threw: ") + e.what());
     } catch (...) {
       return internal_error("the stage threw a non-standard exception");
     }
+  }
+
+  Result<NamedTensors> call(const Link& link, const Tensor& features) const {
+    Result<NamedTensors> out = guarded(link, features);
     const std::int64_t rows = features.size(0);
     if (out.ok() || out.status().code() != StatusCode::kResourceExhausted ||
         link.on_out_of_memory != OutOfMemoryPolicy::kSplitBatch || rows < 2) {
@@ -422,21 +425,18 @@ Status FallbackChain::run(const Tensor& features, ChainResult& result, const Run
       continue;
     }
     detail::bump(c.calls);
-    const auto start = impl.clock->now();
+    // Call durations matter only to a breaker (slow calls); reading the clock costs.
+    const auto start = link.breaker ? impl.clock->now() : std::chrono::nanoseconds{0};
     bool timed_out = false;
-    Result<NamedTensors> answer = Status(StatusCode::kUnknown, "not run");
-    if (on_worker) {
-      if (!owned.defined()) {
-        auto copy = features.clone();
-        if (!copy.ok()) return copy.status();
-        owned = std::move(copy).value();
-      }
-      answer = impl.attempt_with_deadline(link, owned, deadline, timed_out);
-    } else {
-      answer = impl.attempt(link, features);
+    if (on_worker && !owned.defined()) {
+      auto copy = features.clone();
+      if (!copy.ok()) return copy.status();
+      owned = std::move(copy).value();
     }
-    const auto duration = impl.clock->now() - start;
+    Result<NamedTensors> answer = on_worker ? impl.attempt_with_deadline(link, owned, deadline, timed_out)
+                                            : impl.attempt(link, features);
     if (link.breaker) {
+      const auto duration = impl.clock->now() - start;
       link.breaker->on_result(answer.ok() ? StatusCode::kOk : answer.status().code(), duration);
       if (duration >= link.breaker->config().slow_call_duration) detail::bump(c.slow_calls);
     }

@@ -1,0 +1,248 @@
+// Model and fallback chain speed. Run through bench/run_predict_bench.py, which builds
+// the model directory (pydantic schema, scikit-learn ColumnTransformer, TorchScript MLP,
+// LogisticRegression fallback) and times the same work in Python.
+//
+//   EMBER_BENCH_DATA=DIR bench_predict [google-benchmark flags]
+//
+// BM_ExecutorDirect     the primary TorchExecutor called directly on a preprocessed row
+// BM_ChainHealthy       the same row through the full chain (primary, linear, cache, default)
+// BM_ChainPrimaryOnly   the same row through a chain of the primary alone
+// BM_LinearDirect       the linear fallback called directly
+// BM_FailoverToLinear   a primary that throws, then the linear model (no breaker)
+// BM_Paired*           the two sides of a goal called alternately, call by call, with the
+//                       medians of each side and of their differences as counters
+// BM_HangBudget5ms      a primary that hangs, with a 5 ms budget: p50/p99 as counters
+// BM_PredictEndToEnd    Model::predict on JSON text: validate, pipeline, chain
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ember/ember.hpp"
+
+namespace {
+
+template <typename T>
+T check(ember::Result<T> r, const char* what) {
+  if (!r.ok()) {
+    std::fprintf(stderr, "bench_predict: %s: %s\n", what, r.status().to_string().c_str());
+    std::exit(1);
+  }
+  return std::move(r).value();
+}
+
+struct Data {
+  std::string dir;
+  std::unique_ptr<ember::Model> model;
+  std::vector<std::string> records;
+  std::vector<float> row;  // the first record, preprocessed
+  std::shared_ptr<ember::TorchExecutor> executor;
+  std::shared_ptr<ember::Stage> primary;
+  std::shared_ptr<ember::Stage> linear;
+};
+
+Data& data() {
+  static Data d = [] {
+    Data out;
+    const char* dir_env = std::getenv("EMBER_BENCH_DATA");
+    out.dir = dir_env != nullptr ? dir_env : ".";
+    ember::ModelOptions options;
+    options.device = "cpu";
+    options.intra_op_threads = 1;  // LibTorch's process-wide setting: one thread, as Python's
+    out.model = check(ember::Model::load(out.dir, options), "model");
+    std::ifstream f(out.dir + "/records.jsonl");
+    for (std::string line; std::getline(f, line);) out.records.push_back(line);
+    // The first record's model input, as the Model computes it.
+    ember::JsonParser parser;
+    ember::FeatureRow row;
+    ember::ValidationReport report;
+    if (!out.model->schema().validate_into(out.records.at(0), parser, row, report).ok()) std::exit(1);
+    out.row.resize(out.model->pipeline()->output_width());
+    if (!out.model->pipeline()->transform(row, out.row).ok()) std::exit(1);
+    // The primary, loaded as Model::load loads it.
+    ember::ExecutorOptions eo;
+    eo.device = "cpu";
+    const auto width = static_cast<std::int64_t>(out.row.size());
+    eo.input_specs = {{ember::DType::kFloat32, {-1, width}}};
+    out.executor = check(ember::TorchExecutor::load(out.dir + "/model.pt", eo), "executor");
+    out.primary = ember::make_executor_stage(out.executor);
+    out.linear = check(ember::make_linear_stage(check(ember::LinearModel::load(out.dir + "/linear.json"), "linear"),
+                                                ember::LinearOutput::kPositiveProba),
+                       "linear stage");
+    return out;
+  }();
+  return d;
+}
+
+ember::Tensor row_tensor() {
+  return check(ember::Tensor::view(data().row, {1, static_cast<std::int64_t>(data().row.size())}), "row");
+}
+
+std::unique_ptr<ember::FallbackChain> chain(std::vector<ember::ChainStage> stages, std::chrono::nanoseconds budget = {},
+                                            std::size_t max_abandoned = 4) {
+  ember::ChainOptions o;
+  o.input_width = data().row.size();
+  o.stages = std::move(stages);
+  o.budget = budget;
+  o.max_abandoned = max_abandoned;
+  return check(ember::FallbackChain::create(std::move(o)), "chain");
+}
+
+std::shared_ptr<ember::Stage> injected(const char* fault) {
+  return check(ember::FaultInjector::wrap(data().primary, {check(ember::parse_fault_rule(fault), "fault")}), "injector");
+}
+
+void BM_ExecutorDirect(benchmark::State& state) {
+  const auto x = row_tensor();
+  for (auto _ : state) {
+    auto out = data().executor->run({&x, 1});
+    benchmark::DoNotOptimize(out);
+  }
+}
+
+void run_chain(benchmark::State& state, const ember::FallbackChain& c, const char* expect) {
+  const auto x = row_tensor();
+  ember::ChainResult r;
+  for (auto _ : state) {
+    if (!c.run(x, r).ok() || r.served_by != expect) {
+      state.SkipWithError("the chain did not answer as expected");
+      break;
+    }
+    benchmark::DoNotOptimize(r);
+  }
+}
+
+void BM_ChainHealthy(benchmark::State& state) {
+  auto c = chain({{"primary", data().primary},
+                  {"linear", data().linear, std::nullopt},
+                  {"cache", check(ember::make_cache_stage({}), "cache"), std::nullopt},
+                  {"default", check(ember::make_default_stage({{"output", {0.5F}}}), "default"), std::nullopt}});
+  run_chain(state, *c, "primary");
+}
+
+void BM_ChainPrimaryOnly(benchmark::State& state) {
+  auto c = chain({{"primary", data().primary}});
+  run_chain(state, *c, "primary");
+}
+
+void BM_LinearDirect(benchmark::State& state) {
+  const auto x = row_tensor();
+  for (auto _ : state) {
+    auto out = data().linear->run(x);
+    benchmark::DoNotOptimize(out);
+  }
+}
+
+void BM_FailoverToLinear(benchmark::State& state) {
+  auto c = chain({{"primary", injected("throw"), std::nullopt}, {"linear", data().linear, std::nullopt}});
+  run_chain(state, *c, "linear");
+}
+
+// Alternates `a` and `b` call by call and reports the medians of each and of their
+// paired differences: drift of a noisy machine hits both alike.
+template <typename A, typename B>
+void paired(benchmark::State& state, A&& a, B&& b) {
+  std::vector<double> ta, tb, diff;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    a();
+    const auto t1 = std::chrono::steady_clock::now();
+    b();
+    const auto t2 = std::chrono::steady_clock::now();
+    ta.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+    tb.push_back(std::chrono::duration<double, std::micro>(t2 - t1).count());
+    diff.push_back(tb.back() - ta.back());
+  }
+  const auto median = [](std::vector<double>& v) {
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+    return v[v.size() / 2];
+  };
+  if (ta.empty()) return;
+  state.counters["a_us"] = median(ta);
+  state.counters["b_us"] = median(tb);
+  state.counters["b_minus_a_us"] = median(diff);
+}
+
+// The healthy full chain against the primary executor called directly.
+void BM_PairedChainHealthy(benchmark::State& state) {
+  auto c = chain({{"primary", data().primary},
+                  {"linear", data().linear, std::nullopt},
+                  {"cache", check(ember::make_cache_stage({}), "cache"), std::nullopt},
+                  {"default", check(ember::make_default_stage({{"output", {0.5F}}}), "default"), std::nullopt}});
+  const auto x = row_tensor();
+  ember::ChainResult r;
+  paired(
+      state, [&] { benchmark::DoNotOptimize(data().executor->run({&x, 1})); },
+      [&] {
+        if (!c->run(x, r).ok()) state.SkipWithError("chain failed");
+      });
+}
+
+// A primary that throws, then the linear model, against the linear model called directly.
+void BM_PairedFailover(benchmark::State& state) {
+  auto c = chain({{"primary", injected("throw"), std::nullopt}, {"linear", data().linear, std::nullopt}});
+  const auto x = row_tensor();
+  ember::ChainResult r;
+  paired(
+      state, [&] { benchmark::DoNotOptimize(data().linear->run(x)); },
+      [&] {
+        if (!c->run(x, r).ok()) state.SkipWithError("chain failed");
+      });
+}
+
+void BM_HangBudget5ms(benchmark::State& state) {
+  // Each hung call ends 2 ms after its deadline, so the bulkhead never fills and every
+  // request waits out its budget.
+  auto c = chain({{"primary", injected("hang:7ms"), std::nullopt}, {"linear", data().linear, std::nullopt}},
+                 std::chrono::milliseconds(5), 16);
+  const auto x = row_tensor();
+  ember::ChainResult r;
+  std::vector<double> ms;
+  for (auto _ : state) {
+    const auto start = std::chrono::steady_clock::now();
+    if (!c->run(x, r).ok() || r.served_by != std::string_view("linear")) {
+      state.SkipWithError("the chain did not answer with the linear model");
+      break;
+    }
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  if (!ms.empty()) {
+    state.counters["p50_ms"] = ms[ms.size() / 2];
+    state.counters["p99_ms"] = ms[std::min(ms.size() - 1, ms.size() * 99 / 100)];
+    state.counters["max_ms"] = ms.back();
+  }
+}
+
+void BM_PredictEndToEnd(benchmark::State& state) {
+  const auto& records = data().records;
+  ember::Prediction p;
+  std::size_t i = 0;
+  for (auto _ : state) {
+    if (!data().model->predict(records[i], p).ok()) {
+      state.SkipWithError(p.validation.status().to_string().c_str());
+      break;
+    }
+    i = (i + 1) % records.size();
+    benchmark::DoNotOptimize(p);
+  }
+}
+
+}  // namespace
+
+BENCHMARK(BM_ExecutorDirect);
+BENCHMARK(BM_ChainHealthy);
+BENCHMARK(BM_ChainPrimaryOnly);
+BENCHMARK(BM_LinearDirect);
+BENCHMARK(BM_FailoverToLinear);
+BENCHMARK(BM_PairedChainHealthy)->Iterations(20000);
+BENCHMARK(BM_PairedFailover)->Iterations(50000);
+BENCHMARK(BM_HangBudget5ms)->Iterations(400)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_PredictEndToEnd);
+BENCHMARK_MAIN();
