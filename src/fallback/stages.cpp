@@ -162,7 +162,7 @@ class CacheStage final : public Stage {
     const std::size_t key_bytes = static_cast<std::size_t>(features.size(1)) * sizeof(float);
     const auto* base = static_cast<const std::byte*>(features.data());
     std::lock_guard<std::mutex> lock(mutex_);
-    if (slots_.empty() || key_bytes != key_bytes_) return not_found("cache: nothing cached for rows like these");
+    if (used_ == 0 || key_bytes != key_bytes_) return not_found("cache: nothing cached for rows like these");
     const auto now = clock_->now();
     std::vector<std::uint32_t> hits;
     hits.reserve(rows);
@@ -223,7 +223,8 @@ class CacheStage final : public Stage {
       std::uint32_t slot = 0;
       if (auto it = index_.find(h); it != index_.end()) {
         slot = it->second;  // the same row again (or a collision: the newer row wins)
-      } else if (used_ < slots_.size()) {
+      } else if (used_ < options_.capacity) {
+        if (used_ == slots_.size()) grow();
         slot = static_cast<std::uint32_t>(used_++);
         index_.emplace(h, slot);
         link_front(slot);
@@ -272,10 +273,15 @@ class CacheStage final : public Stage {
     }
     key_bytes_ = key_bytes;
     slot_bytes_ = bytes;
-    slots_.resize(options_.capacity);
-    arena_.resize(options_.capacity * slot_bytes_);
-    index_.reserve(options_.capacity);
+    grow();
     return true;
+  }
+  // Room for twice as many rows (up to the capacity): memory is taken as the cache fills.
+  void grow() const {
+    const std::size_t n = std::min(options_.capacity, std::max<std::size_t>(64, 2 * slots_.size()));
+    slots_.resize(n);
+    arena_.resize(n * slot_bytes_);
+    index_.reserve(n);
   }
   std::byte* arena(std::uint32_t slot) const { return arena_.data() + static_cast<std::size_t>(slot) * slot_bytes_; }
   void unlink(std::uint32_t i) const {

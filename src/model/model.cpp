@@ -144,6 +144,11 @@ Result<std::unique_ptr<Model>> Model::assemble(Schema schema, std::optional<Pipe
   auto impl = std::make_unique<detail::ModelImpl>(std::move(schema), std::move(pipeline), std::move(chain));
   impl->width = width;
   for (const auto& f : impl->schema.features()) impl->feature_names.push_back(f.name);
+  // One scratch made now, so that the first request does not pay for its buffers.
+  auto warm = std::make_unique<detail::Scratch>(impl->schema.options().limits);
+  (void)warm->parser.parse("{}");
+  warm->features.resize(width);
+  impl->scratch.push_back(std::move(warm));
   return std::unique_ptr<Model>(new Model(std::move(impl)));
 }
 
