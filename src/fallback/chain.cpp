@@ -8,6 +8,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -66,6 +67,24 @@ class WorkerPool {
   void prestart() {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!stop_ && threads_.empty()) threads_.emplace_back([this] { loop(); });
+  }
+
+  // Runs `f` on a worker (the first one, after prestart()) and returns its result.
+  template <typename F>
+  auto run_and_wait(F&& f) -> decltype(f()) {
+    std::optional<decltype(f())> out;
+    std::mutex m;
+    std::condition_variable done;
+    const bool submitted = submit([&] {
+      auto r = f();
+      std::lock_guard<std::mutex> lock(m);
+      out.emplace(std::move(r));
+      done.notify_all();
+    });
+    if (!submitted) return f();
+    std::unique_lock<std::mutex> lock(m);
+    done.wait(lock, [&] { return out.has_value(); });
+    return std::move(*out);
   }
 
   void shutdown() {
@@ -368,6 +387,7 @@ Result<std::unique_ptr<FallbackChain>> FallbackChain::create(ChainOptions option
     return invalid_argument("chain: the confidence threshold must be in (0, 1] and name an output");
   }
   auto impl = std::make_unique<detail::ChainImpl>(options.max_workers);
+  if (options.budget.count() > 0) impl->pool.prestart();
   impl->clock = options.clock ? options.clock : std::make_shared<SteadyClock>();
   impl->input_width = options.input_width;
   impl->budget = options.budget;
@@ -395,7 +415,11 @@ Result<std::unique_ptr<FallbackChain>> FallbackChain::create(ChainOptions option
       if (!b.ok()) return b.status().with_context(where);
       link->breaker = std::move(b).value();
     }
-    auto specs = s.stage->outputs(options.input_width);
+    // With a budget, unbounded stages answer on the workers: ask there, which also warms
+    // the worker's thread (LibTorch sets up per-thread state on a thread's first call).
+    auto specs = options.budget.count() > 0 && !link->bounded
+                     ? impl->pool.run_and_wait([&] { return s.stage->outputs(options.input_width); })
+                     : s.stage->outputs(options.input_width);
     if (!specs.ok()) return specs.status().with_context(where);
     if (!specs->empty()) {
       if (impl->outputs.empty()) {
@@ -423,7 +447,6 @@ Result<std::unique_ptr<FallbackChain>> FallbackChain::create(ChainOptions option
   if (impl->outputs.empty()) {
     return invalid_argument("chain: no stage tells its outputs; give ChainOptions::outputs");
   }
-  if (impl->budget.count() > 0) impl->pool.prestart();
   return std::unique_ptr<FallbackChain>(new FallbackChain(std::move(impl)));
 }
 
