@@ -26,6 +26,9 @@ class EMBER_API Clock {
   virtual ~Clock();
   /// Time since an arbitrary fixed origin.
   [[nodiscard]] virtual std::chrono::nanoseconds now() const noexcept = 0;
+  /// The same origin, read more cheaply and with a resolution of a few milliseconds at
+  /// worst; for expiry times (the cache). Defaults to now().
+  [[nodiscard]] virtual std::chrono::nanoseconds coarse_now() const noexcept { return now(); }
   /// Lets `duration` pass (the fault injector's "slow" uses it).
   virtual void sleep_for(std::chrono::nanoseconds duration) const = 0;
 };
@@ -34,6 +37,8 @@ class EMBER_API Clock {
 class EMBER_API SteadyClock final : public Clock {
  public:
   [[nodiscard]] std::chrono::nanoseconds now() const noexcept override;
+  /// CLOCK_MONOTONIC_COARSE where there is one (the same origin as now() on Linux).
+  [[nodiscard]] std::chrono::nanoseconds coarse_now() const noexcept override;
   void sleep_for(std::chrono::nanoseconds duration) const override;
 };
 

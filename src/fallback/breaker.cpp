@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <ctime>
 #include <cmath>
 #include <string>
 #include <thread>
@@ -13,6 +14,18 @@ Clock::~Clock() = default;
 
 std::chrono::nanoseconds SteadyClock::now() const noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch());
+}
+
+std::chrono::nanoseconds SteadyClock::coarse_now() const noexcept {
+#if defined(__linux__) && defined(CLOCK_MONOTONIC_COARSE)
+  // std::chrono::steady_clock is CLOCK_MONOTONIC on Linux: the coarse clock shares its
+  // origin and costs a few nanoseconds instead of a few dozen.
+  timespec ts{};
+  if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) == 0) {
+    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+  }
+#endif
+  return now();
 }
 
 void SteadyClock::sleep_for(std::chrono::nanoseconds duration) const { std::this_thread::sleep_for(duration); }

@@ -24,6 +24,8 @@ namespace {
 // condition variable costs tens of microseconds of wake-up; polling briefly avoids it
 // for models that answer quickly and for requests that come back to back.
 constexpr auto kSpin = std::chrono::microseconds(30);
+// How long before a deadline a waiting requester stops sleeping and starts polling.
+constexpr auto kDeadlineLead = std::chrono::microseconds(300);
 
 void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -346,7 +348,15 @@ struct ChainImpl {
     const auto ready = [&] { return state->done.load(std::memory_order_acquire); };
     spin_until(ready, std::min(deadline, std::chrono::steady_clock::now() + kSpin));
     std::unique_lock<std::mutex> lock(state->mutex);
-    if (!state->cv.wait_until(lock, deadline, ready)) {
+    // Sleep until shortly before the deadline, then poll: waking from a sleep can be late
+    // by a fraction of a millisecond, the deadline should not be.
+    const bool answered = state->cv.wait_until(lock, deadline - kDeadlineLead, ready) || [&] {
+      lock.unlock();
+      spin_until(ready, deadline);
+      lock.lock();
+      return ready();
+    }();
+    if (!answered) {
       state->abandoned = true;
       abandoned.fetch_add(1, std::memory_order_acq_rel);
       timed_out = true;

@@ -163,7 +163,7 @@ class CacheStage final : public Stage {
     const auto* base = static_cast<const std::byte*>(features.data());
     std::lock_guard<std::mutex> lock(mutex_);
     if (used_ == 0 || key_bytes != key_bytes_) return not_found("cache: nothing cached for rows like these");
-    const auto now = clock_->now();
+    const auto now = clock_->coarse_now();
     std::vector<std::uint32_t> hits;
     hits.reserve(rows);
     std::size_t missing = 0;
@@ -215,7 +215,7 @@ class CacheStage final : public Stage {
         return;  // not the layout this cache stores
       }
     }
-    const auto now = clock_->now();
+    const auto now = clock_->coarse_now();
     const auto* base = static_cast<const std::byte*>(features.data());
     for (std::size_t r = 0; r < rows; ++r) {
       const std::byte* key = base + r * key_bytes;

@@ -1,4 +1,5 @@
-"""Export fitted scikit-learn preprocessing to ember's pipeline.json.
+"""Export fitted scikit-learn estimators for ember: preprocessing to pipeline.json
+(export_pipeline, export_spec) and linear fallback models to linear.json (export_linear).
 
     from ember.sklearn import export_pipeline
     export_pipeline(fitted_column_transformer, "pipeline.json")
