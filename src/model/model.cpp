@@ -101,7 +101,9 @@ Result<std::unique_ptr<FallbackChain>> finish_chain(ChainOptions chain, const Mo
   if (options.budget) chain.budget = *options.budget;
   if (options.clock) chain.clock = options.clock;
   if (options.on_breaker_change) chain.on_breaker_change = options.on_breaker_change;
-  for (const auto& [name, rules] : options.inject) {
+  for (const auto& injection : options.inject) {
+    const std::string& name = injection.first;
+    const auto& rules = injection.second;
     auto it = std::find_if(chain.stages.begin(), chain.stages.end(), [&](const ChainStage& s) { return s.name == name; });
     if (it == chain.stages.end()) {
       std::string names;
