@@ -47,7 +47,9 @@ def main() -> int:
 
     runs = benchlib.run(binary, {"EMBER_BENCH_DATA": data}, args.repetitions, args.min_time)
     ns = {name: statistics.median(benchlib.real_time_us(r) for r in rs) * 1000 for name, rs in runs.items()}
-    batch_rate = statistics.median(r["items_per_second"] for r in runs["BM_Batch1024"])
+    batch_rate = statistics.median(r["items_per_second"] for r in runs["BM_Batch1024/real_time"])
+    all_rate = statistics.median(r["items_per_second"] for r in runs["BM_Batch1024AllCores/real_time"])
+    all_threads = int(runs["BM_Batch1024AllCores/real_time"][0]["threads"])
     py_single_us, py_rate = time_pydantic(records, args.repetitions)
 
     size = statistics.mean(len(r) for r in records)
@@ -61,11 +63,13 @@ def main() -> int:
     print(f"{'path':32} {'ember us/record':>16}  goal")
     for name, us, goal, ok in rows:
         print(f"{name:32} {us:>16.3f}  {goal or ''} {'' if ok is None else ('met' if ok else 'MISSED')}")
-    print(f"{'batch of 1,024 (records/s)':32} {batch_rate:>16,.0f}  >= 1,000,000 {'met' if batch_rate >= 1e6 else 'MISSED'}")
+    print(f"{'batch of 1,024, 1 thread (rec/s)':32} {batch_rate:>16,.0f}")
+    print(f"{f'batch of 1,024, {all_threads} threads (rec/s)':32} {all_rate:>16,.0f}  >= 1,000,000 "
+          f"{'met' if all_rate >= 1e6 else 'MISSED'} (BatchOptions::threads = 0: every core)")
     text_ratio = py_single_us / (ns["BM_ValidateText"] / 1000)
-    batch_ratio = batch_rate / py_rate
+    batch_ratio = batch_rate / py_rate  # pydantic runs on one thread: compare with one
     print(f"pydantic model_validate_json: {py_single_us:.3f} us/record, {py_rate:,.0f} records/s")
-    print(f"ember vs pydantic: {text_ratio:.1f}x faster per record from text, {batch_ratio:.1f}x in batches "
+    print(f"ember vs pydantic: {text_ratio:.1f}x faster per record from text, {batch_ratio:.1f}x in batches on one thread "
           f"(goal >= 3x: {'met' if min(text_ratio, batch_ratio) >= 3 else 'MISSED'})")
     return 0
 

@@ -1,5 +1,5 @@
 # Settings for ember's own targets only (never for dependencies): warnings as errors,
-# and the sanitizers when EMBER_SANITIZE is on.
+# and the sanitizers when EMBER_SANITIZE or EMBER_SANITIZE_THREAD is on.
 function(ember_target_defaults target)
   if(MSVC)
     target_compile_options(${target} PRIVATE /W4 /WX)
@@ -16,6 +16,10 @@ function(ember_target_defaults target)
     target_compile_options(${target} PRIVATE
       -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
     target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+  endif()
+  if(EMBER_SANITIZE_THREAD)
+    target_compile_options(${target} PRIVATE -fsanitize=thread -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=thread)
   endif()
   if(EMBER_BUILD_FUZZERS)
     target_compile_options(${target} PRIVATE -fsanitize=fuzzer-no-link)

@@ -15,3 +15,10 @@
 // returns null); the tests for huge tensors rely on it.
 extern "C" const char* __asan_default_options() { return "allocator_may_return_null=1"; }
 #endif
+
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+// The same under TSan; and a race fails the test that found it.
+extern "C" const char* __tsan_default_options() { return "allocator_may_return_null=1:halt_on_error=1"; }
+#endif
+#endif

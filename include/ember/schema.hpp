@@ -125,6 +125,16 @@ enum class BatchPolicy : std::uint8_t {
   kFailBatch,    ///< fail the whole batch (every record is still checked and reported)
 };
 
+/// How validate_batch works. Defaults are written here.
+struct BatchOptions {
+  BatchPolicy policy = BatchPolicy::kSkipInvalid;
+  /// Threads that validate parts of the batch at once, each with its own parser (the
+  /// caller's thread is one of them). 1: the caller's thread only; 0: one per hardware
+  /// thread. A part is at least 128 records, so small batches use fewer threads. The
+  /// result is the same as with one thread.
+  unsigned threads = 1;
+};
+
 /// N validated records as one contiguous row-major matrix.
 struct FeatureBatch {
   std::size_t rows = 0;
@@ -187,6 +197,10 @@ class EMBER_API Schema {
   /// first). OK, or InvalidArgument under kFailBatch when any record is invalid.
   Status validate_batch(std::span<const std::string_view> records, JsonParser& parser, FeatureBatch& batch,
                         BatchReport& report, BatchPolicy policy = BatchPolicy::kSkipInvalid) const;
+  /// The same with options, e.g. several threads for large batches. The other threads'
+  /// parsers take `parser`'s limits.
+  Status validate_batch(std::span<const std::string_view> records, JsonParser& parser, FeatureBatch& batch,
+                        BatchReport& report, const BatchOptions& options) const;
 
   /// How often each feature was flagged since compile (for monitoring), by feature index.
   [[nodiscard]] std::vector<std::uint64_t> flag_counts() const;

@@ -8,6 +8,8 @@
 #include <limits>
 #include <set>
 #include <sstream>
+#include <system_error>
+#include <thread>
 
 #include "core/files.hpp"
 #include "json_internal.hpp"
@@ -1024,29 +1026,30 @@ Status Schema::validate_into(const Record& record, FeatureRow& row, ValidationRe
   return report.status();
 }
 
-Status Schema::validate_batch(std::span<const std::string_view> records, JsonParser& parser, FeatureBatch& batch,
-                              BatchReport& report, BatchPolicy policy) const {
-  const std::size_t cols = impl_->features.size();
-  batch.cols = cols;
-  batch.rows = 0;
-  batch.values.resize(records.size() * cols);
-  batch.text.resize(records.size() * cols);
-  batch.source_index.clear();
-  report = BatchReport{};
+namespace detail {
+namespace {
+
+// Validates records[first, last) into consecutive rows from `values` / `text` (valid
+// records only: an invalid one is overwritten by the record after it). Appends to
+// `source_index` and `report`, whose indices are positions among all the records.
+// Returns the number of rows written.
+std::size_t validate_part(const SchemaImpl& impl, std::span<const std::string_view> records, std::size_t first,
+                          std::size_t last, JsonParser& parser, float* values, std::string* text,
+                          std::vector<std::size_t>& source_index, BatchReport& report) {
+  const std::size_t cols = impl.features.size();
+  std::size_t rows = 0;
   ValidationReport one;
-  for (std::size_t i = 0; i < records.size(); ++i) {
-    // Each record is written straight into the next free row; an invalid one is
-    // overwritten by the record after it.
-    const detail::RowOut out{batch.values.data() + batch.rows * cols, batch.text.data() + batch.rows * cols};
-    detail::reset_slots(*impl_, out);
+  for (std::size_t i = first; i < last; ++i) {
+    const RowOut out{values + rows * cols, text + rows * cols};
+    reset_slots(impl, out);
     one.clear();
     Status s;
     auto value = parser.parse(records[i]);
     if (!value.ok()) {
-      one.add_error({"", "", "json", value.status().message()}, impl_->options.max_errors);
+      one.add_error({"", "", "json", value.status().message()}, impl.options.max_errors);
       s = value.status();
     } else {
-      s = detail::validate_record(*impl_, detail::SimdValue(detail::JsonAccess::unwrap(*value)), out, one);
+      s = validate_record(impl, SimdValue(JsonAccess::unwrap(*value)), out, one);
     }
     if (!s.ok()) {
       ++report.invalid;
@@ -1058,12 +1061,86 @@ Status Schema::validate_batch(std::span<const std::string_view> records, JsonPar
       ++report.flagged;
       report.records.emplace_back(i, one);
     }
-    batch.source_index.push_back(i);
-    ++batch.rows;
+    source_index.push_back(i);
+    ++rows;
+  }
+  return rows;
+}
+
+// What a thread other than the caller's found in its part of a batch.
+struct Part {
+  std::size_t first = 0;  // its records start here, and so do its rows in the matrix
+  std::size_t rows = 0;
+  std::vector<std::size_t> source_index;
+  BatchReport report;
+};
+
+constexpr std::size_t kMinRecordsPerThread = 128;
+
+}  // namespace
+}  // namespace detail
+
+Status Schema::validate_batch(std::span<const std::string_view> records, JsonParser& parser, FeatureBatch& batch,
+                              BatchReport& report, BatchPolicy policy) const {
+  BatchOptions options;
+  options.policy = policy;
+  return validate_batch(records, parser, batch, report, options);
+}
+
+Status Schema::validate_batch(std::span<const std::string_view> records, JsonParser& parser, FeatureBatch& batch,
+                              BatchReport& report, const BatchOptions& options) const {
+  const std::size_t n = records.size();
+  const std::size_t cols = impl_->features.size();
+  std::size_t threads = options.threads == 0 ? std::max(1U, std::thread::hardware_concurrency()) : options.threads;
+  threads = std::max<std::size_t>(1, std::min(threads, n / detail::kMinRecordsPerThread));
+  const std::size_t chunk = (n + threads - 1) / threads;
+  // Every thread writes its rows where its records start; rows are closed up afterwards.
+  batch.cols = cols;
+  batch.values.resize(n * cols);
+  batch.text.resize(n * cols);
+  batch.source_index.clear();
+  report = BatchReport{};
+  std::vector<detail::Part> parts(threads - 1);
+  std::vector<std::thread> workers;
+  workers.reserve(parts.size());
+  for (std::size_t t = 0; t < parts.size(); ++t) {
+    detail::Part& part = parts[t];
+    part.first = (t + 1) * chunk;
+    const std::size_t last = std::min(n, part.first + chunk);
+    auto work = [this, records, last, &parser, &part, &batch, cols] {
+      JsonParser own(parser.limits());
+      part.rows = detail::validate_part(*impl_, records, part.first, last, own,
+                                        batch.values.data() + part.first * cols, batch.text.data() + part.first * cols,
+                                        part.source_index, part.report);
+    };
+    try {
+      workers.emplace_back(work);
+    } catch (const std::system_error&) {  // no thread to be had: do that part here
+      work();
+    }
+  }
+  batch.rows = detail::validate_part(*impl_, records, 0, std::min(n, chunk), parser, batch.values.data(),
+                                     batch.text.data(), batch.source_index, report);
+  for (auto& w : workers) w.join();
+  for (auto& part : parts) {
+    if (part.first != batch.rows) {  // close the gap left by invalid records before it
+      std::copy_n(batch.values.begin() + static_cast<std::ptrdiff_t>(part.first * cols), part.rows * cols,
+                  batch.values.begin() + static_cast<std::ptrdiff_t>(batch.rows * cols));
+      std::move(batch.text.begin() + static_cast<std::ptrdiff_t>(part.first * cols),
+                batch.text.begin() + static_cast<std::ptrdiff_t>((part.first + part.rows) * cols),
+                batch.text.begin() + static_cast<std::ptrdiff_t>(batch.rows * cols));
+    }
+    batch.rows += part.rows;
+    batch.source_index.insert(batch.source_index.end(), part.source_index.begin(), part.source_index.end());
+    report.valid += part.report.valid;
+    report.invalid += part.report.invalid;
+    report.flagged += part.report.flagged;
+    report.records.insert(report.records.end(), std::make_move_iterator(part.report.records.begin()),
+                          std::make_move_iterator(part.report.records.end()));
   }
   batch.values.resize(batch.rows * cols);
   batch.text.resize(batch.rows * cols);
-  if (policy == BatchPolicy::kFailBatch && report.invalid > 0) {
+  if (options.policy == BatchPolicy::kFailBatch && report.invalid > 0) {
     const auto& first = *std::find_if(report.records.begin(), report.records.end(),
                                       [](const auto& r) { return !r.second.ok(); });
     return invalid_argument(std::to_string(report.invalid) + " of " + std::to_string(records.size()) +

@@ -200,6 +200,61 @@ TEST_CASE("batches validate every record into one matrix", "[schema][features]")
   CHECK(report.invalid == 3);
 }
 
+TEST_CASE("batches on several threads give exactly what one thread gives", "[schema][features]") {
+  auto schema = compile_ok(R"({"type": "object", "properties": {
+      "a": {"type": "number", "x-ember-training-range": {"min": 0, "max": 900}},
+      "b": {"enum": ["x", "y"]}, "c": {"type": "string"}}, "required": ["a"]})");
+  // 1,000 records: invalid ones (bad type, bad JSON) and flagged ones at every part's edges.
+  std::vector<std::string> text;
+  for (int i = 0; i < 1000; ++i) {
+    if (i % 97 == 0) {
+      text.push_back(R"({"a": "bad"})");
+    } else if (i % 131 == 0) {
+      text.push_back("{not json");
+    } else {
+      text.push_back("{\"a\": " + std::to_string(i) + ", \"b\": \"" + (i % 2 ? "x" : "y") + "\", \"c\": \"row " +
+                     std::to_string(i) + "\"}");
+    }
+  }
+  std::vector<std::string_view> records(text.begin(), text.end());
+  ember::JsonParser parser;
+  ember::FeatureBatch one, many;
+  ember::BatchReport one_report, many_report;
+  REQUIRE(schema.validate_batch(records, parser, one, one_report).ok());
+  CHECK(one_report.flagged == 97);  // a in 901..999, minus the invalid 917 and 970
+  for (unsigned threads : {2U, 3U, 7U, 0U}) {
+    INFO("threads " << threads);
+    ember::BatchOptions options;
+    options.threads = threads;
+    REQUIRE(schema.validate_batch(records, parser, many, many_report, options).ok());
+    CHECK(many.rows == one.rows);
+    CHECK(many.cols == one.cols);
+    CHECK(many.source_index == one.source_index);
+    CHECK(std::equal(many.values.begin(), many.values.end(), one.values.begin(), one.values.end(),
+                     [](float x, float y) { return x == y || (std::isnan(x) && std::isnan(y)); }));
+    CHECK(many.text == one.text);
+    CHECK(many_report.valid == one_report.valid);
+    CHECK(many_report.invalid == one_report.invalid);
+    CHECK(many_report.flagged == one_report.flagged);
+    REQUIRE(many_report.records.size() == one_report.records.size());
+    for (std::size_t k = 0; k < one_report.records.size(); ++k) {
+      CHECK(many_report.records[k].first == one_report.records[k].first);
+      CHECK(many_report.records[k].second.status() == one_report.records[k].second.status());
+    }
+  }
+  ember::BatchOptions fail;
+  fail.threads = 4;
+  fail.policy = ember::BatchPolicy::kFailBatch;
+  auto s = schema.validate_batch(records, parser, many, many_report, fail);
+  CHECK_THAT(s.message(), Catch::StartsWith("18 of 1000 records are invalid; record 0: /a: expected number"));
+  // A batch too small to split runs on the caller's thread alone, with the same result.
+  std::vector<std::string_view> few(records.begin() + 1, records.begin() + 50);
+  ember::BatchOptions two;
+  two.threads = 2;
+  REQUIRE(schema.validate_batch(few, parser, many, many_report, two).ok());
+  CHECK(many.rows == 49);
+}
+
 TEST_CASE("schemas outside the subset are refused at compile time, with the path", "[schema][compile]") {
   const auto refused = [](const std::string& doc) {
     auto s = ember::Schema::compile(doc);
