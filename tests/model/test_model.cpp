@@ -345,6 +345,13 @@ TEST_CASE("model: bad chain.json is refused at load, naming the stage and field"
   CHECK_THAT(missing.status().message(), Catch::Contains("missing.json"));
   m.write("chain.json", chain_with({{{"type", "torchscript"}, {"device", "cuda:7"}}}).dump());
   CHECK_FALSE(Model::load(m.dir).ok());
+  // Oversized and deeply nested files.
+  m.write("chain.json", "{\"format\": \"ember-chain\", \"pad\": \"" + std::string(2 << 20, 'x') + "\"}");
+  auto big = Model::load(m.dir);
+  CHECK(big.status().code() == StatusCode::kInvalidArgument);
+  CHECK_THAT(big.status().message(), Catch::Contains("more than the limit"));
+  refused(std::string(100000, '[') + std::string(100000, ']'), "not an ember chain");
+  refused(std::string(100000, '['), "not valid JSON");
 }
 
 TEST_CASE("model: injecting faults into a stage that does not exist is an error") {
