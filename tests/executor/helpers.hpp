@@ -12,15 +12,9 @@
 
 #include "ember/executor.hpp"
 #include "ember/tensor.hpp"
+#include "fixtures.hpp"
 
 namespace ember_test {
-
-// The folder of generated models (set by ctest from the make_test_models fixture).
-inline std::filesystem::path models_dir() {
-  const char* dir = std::getenv("EMBER_TEST_MODELS");
-  REQUIRE(dir != nullptr);
-  return dir;
-}
 
 inline std::filesystem::path model(const std::string& name) { return models_dir() / name; }
 

@@ -10,23 +10,15 @@
 #include <nlohmann/json.hpp>
 
 #include "ember/linear.hpp"
+#include "fixtures.hpp"
 
 using ember::LinearModel;
 using ember::LinearOutput;
 
 namespace {
 
-std::filesystem::path models_dir() {
-  const char* dir = std::getenv("EMBER_TEST_MODELS");
-  REQUIRE(dir != nullptr);
-  return dir;
-}
-
-nlohmann::json read_json(const std::filesystem::path& path) {
-  std::ifstream f(path);
-  REQUIRE(f.good());
-  return nlohmann::json::parse(f);
-}
+using ember_test::models_dir;
+using ember_test::read_json;
 
 LinearModel load(const std::string& name) {
   auto m = LinearModel::load(models_dir() / ("linear_" + name + ".json"));

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ember/model.hpp"
+#include "fixtures.hpp"
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
@@ -24,11 +25,7 @@ using ember::StatusCode;
 
 namespace {
 
-fs::path models_dir() {
-  const char* dir = std::getenv("EMBER_TEST_MODELS");
-  REQUIRE(dir != nullptr);
-  return dir;
-}
+using ember_test::models_dir;
 
 fs::path churn() { return models_dir() / "churn"; }
 
@@ -40,11 +37,7 @@ std::vector<std::string> requests() {
   return lines;
 }
 
-nlohmann::json expected() {
-  std::ifstream f(churn() / "expected.json");
-  REQUIRE(f.good());
-  return nlohmann::json::parse(f);
-}
+nlohmann::json expected() { return ember_test::read_json(churn() / "expected.json"); }
 
 std::unique_ptr<Model> load(const fs::path& dir, const ModelOptions& options) {
   auto m = Model::load(dir, options);

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ember/pipeline.hpp"
+#include "fixtures.hpp"
 
 using ember::FeatureRow;
 using ember::Pipeline;
@@ -18,11 +19,7 @@ using ember::StatusCode;
 
 namespace {
 
-std::filesystem::path cases_dir() {
-  const char* dir = std::getenv("EMBER_TEST_MODELS");
-  REQUIRE(dir != nullptr);
-  return dir;
-}
+using ember_test::models_dir;
 
 FeatureRow make_row(const nlohmann::json& cells, const std::vector<bool>& is_text) {
   FeatureRow row;
@@ -63,7 +60,7 @@ const char* kSmall = R"({"format": "ember-pipeline", "version": 1,
 }  // namespace
 
 TEST_CASE("pipelines equal scikit-learn's transform on real and synthetic data", "[pipeline][sklearn]") {
-  std::ifstream f(cases_dir() / "pipeline_cases.json");
+  std::ifstream f(models_dir() / "pipeline_cases.json");
   REQUIRE(f.good());
   const auto cases = nlohmann::json::parse(f);
   REQUIRE(cases.size() == 3);
@@ -225,7 +222,7 @@ void check_same(const nlohmann::json& got, const nlohmann::json& want, const std
 }  // namespace
 
 TEST_CASE("fitting in C++ gives scikit-learn's fitted parameters", "[pipeline][sklearn][fit]") {
-  std::ifstream f(cases_dir() / "pipeline_cases.json");
+  std::ifstream f(models_dir() / "pipeline_cases.json");
   REQUIRE(f.good());
   const auto cases = nlohmann::json::parse(f);
   for (const auto& c : cases) {

@@ -1,19 +1,12 @@
 // ember and pydantic v2 agree on every document of the generated parity cases
 // (tests/schema/make_pydantic_cases.py: pydantic's own schemas and verdicts).
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-
 #include <nlohmann/json.hpp>
 
+#include "fixtures.hpp"
 #include "helpers.hpp"
 
 TEST_CASE("pydantic's schemas compile and validate like pydantic", "[schema][pydantic]") {
-  const char* dir = std::getenv("EMBER_TEST_MODELS");
-  REQUIRE(dir != nullptr);
-  std::ifstream f(std::filesystem::path(dir) / "pydantic_cases.json");
-  REQUIRE(f.good());
-  const auto suites = nlohmann::json::parse(f);
+  const auto suites = ember_test::read_json(ember_test::models_dir() / "pydantic_cases.json");
   REQUIRE(suites.size() >= 3);
   std::size_t checked = 0;
   for (const auto& suite : suites) {
