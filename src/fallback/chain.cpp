@@ -235,7 +235,12 @@ struct ChainImpl {
   explicit ChainImpl(std::size_t max_workers) : pool(max_workers) {}
   ~ChainImpl() {
     if (abandoned.load() > 0) {
-      for (const auto& l : links) l->stage->cancel();
+      for (const auto& l : links) {
+        try {
+          l->stage->cancel();
+        } catch (...) {  // a destructor must not throw; the join below still waits
+        }
+      }
     }
     pool.shutdown();
   }
@@ -318,11 +323,17 @@ struct ChainImpl {
     return {};
   }
 
-  // Tells the stages after `answered` of a valid answer (the cache stores it).
+  // Tells the stages after `answered` of a valid answer (the cache stores it). Best
+  // effort: what a host's observe() throws is dropped, the answer stands.
   void observe_after(const Link& answered, const Tensor& features, const NamedTensors& out) const {
     bool after = false;
     for (const auto& l : links) {
-      if (after) l->stage->observe(features, out);
+      if (after) {
+        try {
+          l->stage->observe(features, out);
+        } catch (...) {  // NOLINT(bugprone-empty-catch)
+        }
+      }
       if (l.get() == &answered) after = true;
     }
   }
@@ -416,9 +427,13 @@ Result<std::unique_ptr<FallbackChain>> FallbackChain::create(ChainOptions option
     if (s.stage == nullptr) return invalid_argument(where + ": no stage");
     auto link = std::make_unique<detail::Link>();
     link->name = s.name;
-    link->type = s.stage->type();
+    try {
+      link->type = s.stage->type();
+      link->bounded = s.stage->bounded();
+    } catch (...) {
+      return internal_error(where + ": the stage threw when asked its type");
+    }
     link->stage = s.stage;
-    link->bounded = s.stage->bounded();
     link->on_out_of_memory = s.on_out_of_memory;
     if (s.breaker) {
       auto b = CircuitBreaker::create(s.name, *s.breaker, impl->clock, options.on_breaker_change);
@@ -427,9 +442,16 @@ Result<std::unique_ptr<FallbackChain>> FallbackChain::create(ChainOptions option
     }
     // With a budget, unbounded stages answer on the workers: ask there, which also warms
     // the worker's thread (LibTorch sets up per-thread state on a thread's first call).
-    auto specs = options.budget.count() > 0 && !link->bounded
-                     ? impl->pool.run_and_wait([&] { return s.stage->outputs(options.input_width); })
-                     : s.stage->outputs(options.input_width);
+    const auto ask = [&]() -> Result<std::vector<OutputSpec>> {
+      try {
+        return s.stage->outputs(options.input_width);
+      } catch (const std::exception& e) {
+        return internal_error(std::string("outputs() threw: ") + e.what());
+      } catch (...) {
+        return internal_error("outputs() threw a non-standard exception");
+      }
+    };
+    auto specs = options.budget.count() > 0 && !link->bounded ? impl->pool.run_and_wait(ask) : ask();
     if (!specs.ok()) return specs.status().with_context(where);
     if (!specs->empty()) {
       if (impl->outputs.empty()) {

@@ -592,3 +592,48 @@ TEST_CASE("chain: past the deadline, slow stages are skipped and quick ones stil
   CHECK_THAT(r.skipped[1].status.message(), Catch::Contains("no time left"));
   primary->release_hangs();
 }
+
+namespace {
+// A host stage whose every hook throws.
+class Throwing final : public ember::Stage {
+ public:
+  explicit Throwing(bool in_outputs) : in_outputs_(in_outputs) {}
+  ember::Result<ember::NamedTensors> run(const Tensor&) const override { throw 42; }
+  std::string type() const override { return "throwing"; }
+  ember::Result<std::vector<ember::OutputSpec>> outputs(std::size_t) const override {
+    if (in_outputs_) throw std::runtime_error("no idea");
+    return std::vector<ember::OutputSpec>{};
+  }
+  void observe(const Tensor&, const ember::NamedTensors&) const override { throw std::runtime_error("full"); }
+
+ private:
+  bool in_outputs_;
+};
+}  // namespace
+
+TEST_CASE("chain: exceptions from a host's stage never leave the chain") {
+  ChainOptions bad;
+  bad.input_width = kWidth;
+  bad.stages.push_back({"primary", std::make_shared<Throwing>(true)});
+  auto refused = FallbackChain::create(std::move(bad));
+  CHECK(refused.status().code() == StatusCode::kInternal);
+  CHECK_THAT(refused.status().message(), Catch::Contains("outputs() threw: no idea"));
+
+  ChainOptions o;
+  o.stages.push_back({"primary", std::make_shared<Answer>(0)});
+  o.stages.push_back({"observer", std::make_shared<Throwing>(false)});  // observe() throws
+  o.stages.push_back({"odd", std::make_shared<Throwing>(false)});
+  auto chain = build(std::move(o));
+  std::vector<float> x{1, 2, 3};
+  ChainResult r;
+  REQUIRE(chain->run(rows(x), r).ok());  // observe() threw: the answer stands
+  CHECK(r.served_by == "primary");
+
+  ChainOptions odd;
+  odd.stages.push_back({"primary", std::make_shared<Throwing>(false)});  // run() throws an int
+  odd.stages.push_back({"fallback", std::make_shared<Answer>(100)});
+  auto second = build(std::move(odd));
+  REQUIRE(second->run(rows(x), r).ok());
+  CHECK(r.served_by == "fallback");
+  CHECK_THAT(r.skipped[0].status.message(), Catch::Contains("non-standard exception"));
+}
