@@ -68,6 +68,11 @@ struct ModelImpl {
   Status predict_one(Prediction& p, const PredictOptions& options, Validate&& validate) const {
     const auto start = std::chrono::steady_clock::now();
     requests.fetch_add(1, std::memory_order_relaxed);
+    // Nothing of an earlier request may be left in `p` when this one fails early.
+    p.outputs = NamedTensors();
+    p.served_by = {};
+    p.skipped.clear();
+    p.needs_review.clear();
     p.flagged_features.clear();
     auto held = lease();
     Scratch& s = *held;

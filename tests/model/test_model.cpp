@@ -138,9 +138,14 @@ TEST_CASE("model: invalid records are refused with every error and its path, and
     INFO(bad);
     CHECK(model->predict(bad, p).code() == StatusCode::kInvalidArgument);
   }
+  // A refused record leaves nothing of an earlier answer in the Prediction.
+  REQUIRE(model->predict(requests()[0], p).ok());
+  CHECK(model->predict("{}", p).code() == StatusCode::kInvalidArgument);
+  CHECK(p.outputs.empty());
+  CHECK(p.served_by.empty());
   const auto c = model->counters();
-  CHECK(c.invalid == 7);
-  CHECK(c.stages[0].calls == 0);
+  CHECK(c.invalid == 8);
+  CHECK(c.stages[0].calls == 1);  // the one valid request only
 }
 
 TEST_CASE("model: values outside the training range are served and flagged") {
