@@ -145,7 +145,7 @@ Result<LinearOutput> parse_linear_output(std::string_view name) {
 
 LinearModel::LinearModel(std::shared_ptr<const detail::LinearImpl> impl) : impl_(std::move(impl)) {}
 
-Result<LinearModel> LinearModel::parse(std::string_view json) {
+Result<LinearModel> LinearModel::parse(std::string_view json) try {
   detail::Json doc;
   try {
     doc = detail::Json::parse(json.begin(), json.end());
@@ -155,6 +155,10 @@ Result<LinearModel> LinearModel::parse(std::string_view json) {
   auto impl = detail::build(doc);
   if (!impl.ok()) return impl.status().with_context("linear model");
   return LinearModel(std::move(impl).value());
+} catch (const std::exception& e) {
+  // nlohmann throws on a value of an unexpected type that a check above missed: it must
+  // never leave as an exception.
+  return invalid_argument(std::string("linear model: malformed: ") + e.what());
 }
 
 Result<LinearModel> LinearModel::load(const std::filesystem::path& path) {

@@ -196,7 +196,7 @@ Result<ChainOptions> default_chain(const std::filesystem::path& model_dir, std::
 }
 
 Result<ChainOptions> parse_chain(std::string_view text, const std::filesystem::path& model_dir,
-                                 std::size_t input_width, const ModelOptions& options) {
+                                 std::size_t input_width, const ModelOptions& options) try {
   Json doc;
   try {
     doc = Json::parse(text.begin(), text.end());
@@ -321,6 +321,10 @@ Result<ChainOptions> parse_chain(std::string_view text, const std::filesystem::p
   }
   if (chain.stages.empty()) return invalid_argument("chain: every stage was left out");
   return chain;
+} catch (const std::exception& e) {
+  // nlohmann throws on a value of an unexpected type that a check above missed: it must
+  // never leave as an exception.
+  return invalid_argument(std::string("chain: malformed: ") + e.what());
 }
 
 #undef EMBER_ASSIGN

@@ -401,7 +401,7 @@ Result<Json> fit_step(const Json& spec, std::vector<Column>& cols, std::vector<s
 
 }  // namespace
 
-Result<Pipeline> Pipeline::fit(std::string_view spec_json, const FeatureBatch& rows) {
+Result<Pipeline> Pipeline::fit(std::string_view spec_json, const FeatureBatch& rows) try {
   Json spec;
   try {
     spec = Json::parse(spec_json.begin(), spec_json.end());
@@ -483,6 +483,10 @@ Result<Pipeline> Pipeline::fit(std::string_view spec_json, const FeatureBatch& r
   }
   fitted["output_names"] = output_names;
   return parse(fitted.dump(1));
+} catch (const std::exception& e) {
+  // nlohmann throws on a value of an unexpected type that a check above missed: it must
+  // never leave as an exception.
+  return invalid_argument(std::string("pipeline spec: malformed: ") + e.what());
 }
 
 }  // namespace ember

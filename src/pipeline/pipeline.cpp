@@ -434,7 +434,7 @@ Status transform_column(const ColumnPlan& c, Cells row, float* out) {
 
 Pipeline::Pipeline(std::shared_ptr<const detail::PipelineImpl> impl) : impl_(std::move(impl)) {}
 
-Result<Pipeline> Pipeline::parse(std::string_view text) {
+Result<Pipeline> Pipeline::parse(std::string_view text) try {
   detail::Json doc;
   try {
     doc = detail::Json::parse(text.begin(), text.end());
@@ -537,6 +537,10 @@ Result<Pipeline> Pipeline::parse(std::string_view text) {
                             std::to_string(impl->outputs.size()));
   }
   return Pipeline(std::move(impl));
+} catch (const std::exception& e) {
+  // nlohmann throws on a value of an unexpected type that a check above missed: it must
+  // never leave as an exception.
+  return invalid_argument(std::string("pipeline: malformed: ") + e.what());
 }
 
 Result<Pipeline> Pipeline::load(const std::filesystem::path& path) {

@@ -134,6 +134,9 @@ TEST_CASE("linear: malformed, truncated and hostile files are refused with a cle
   refused("", "not valid JSON");
   refused(R"({"format":"ember-linear","version":1,"estimator":"Ridge","coef":[[1,2]],"inter)", "not valid JSON");
   refused("[1,2]", "not an ember linear model");
+  refused(R"({"format": 0, "coef": [[1, 2]]})", "malformed");  // found by fuzz_config
+  refused(head + R"("estimator":"LogisticRegression","coef":[[1,2]],"intercept":[0],"classes":[0,1],"multi_class":7})",
+          "malformed");
   refused(R"({"format":"ember-linear","version":2})", "version");
   refused(head + R"("estimator":"SVC","coef":[[1]],"intercept":[0]})", "unknown estimator 'SVC'");
   refused(head + R"("estimator":"Ridge","coef":[],"intercept":[0]})", "'coef'");

@@ -154,6 +154,9 @@ TEST_CASE("malformed pipelines are refused, naming the transformer, step and fie
   CHECK(refused("not json") == "pipeline is not valid JSON");
   CHECK(refused(std::string(kSmall).substr(0, 200)) == "pipeline is not valid JSON");
   CHECK_THAT(refused(R"({"format": "other", "version": 1})"), Catch::Contains("not an ember pipeline"));
+  CHECK_THAT(refused(R"({"format": 0, "version": 1})"), Catch::Contains("malformed"));  // found by fuzz_config
+  CHECK_THAT(refused(R"({"format": "ember-pipeline", "version": 1, "remainder": 3, "inputs": [{"name": "x"}]})"),
+             Catch::StartsWith("pipeline"));
   CHECK_THAT(refused(R"({"format": "ember-pipeline", "version": 2})"), Catch::Contains("unsupported format version"));
   CHECK(refused(with(R"([{"name": "t", "columns": ["x"], "steps": [{"type": "kbins"}]}])", R"(["a"])")) ==
         "pipeline: transformer 't', step 0 (kbins): unknown step type 'kbins'");

@@ -1,0 +1,45 @@
+// libFuzzer target for the configuration loaders: the first byte picks one, the rest is
+// its input. Each must answer with a Status and never crash, hang or leak.
+//   0: LinearModel::parse (then evaluate on a row of ones)
+//   1: Pipeline::parse (then transform a row of missing values)
+//   2: parse_fault_rule
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "ember/fallback.hpp"
+#include "ember/linear.hpp"
+#include "ember/pipeline.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size == 0) return 0;
+  const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
+  switch (data[0] % 3) {
+    case 0: {
+      auto model = ember::LinearModel::parse(text);
+      if (!model.ok() || model->input_width() > 4096) break;
+      std::vector<float> x(model->input_width(), 1.0F);
+      for (auto out : {ember::LinearOutput::kPredict, ember::LinearOutput::kPredictProba,
+                       ember::LinearOutput::kDecisionFunction, ember::LinearOutput::kPositiveProba}) {
+        auto width = model->output_width(out);
+        if (!width.ok()) continue;
+        std::vector<double> y(*width);
+        (void)model->evaluate(x, 1, out, y);
+      }
+      break;
+    }
+    case 1: {
+      auto pipeline = ember::Pipeline::parse(text);
+      if (!pipeline.ok() || pipeline->output_width() > 65536) break;
+      ember::FeatureRow row;
+      row.values.assign(pipeline->input_names().size(), __builtin_nanf(""));
+      row.text.assign(pipeline->input_names().size(), "");
+      std::vector<float> out(pipeline->output_width());
+      (void)pipeline->transform(row, out);
+      break;
+    }
+    default: (void)ember::parse_fault_rule(text); break;
+  }
+  return 0;
+}
