@@ -228,7 +228,11 @@ Status Model::predict_batch(std::span<const std::string_view> records, BatchPred
   const FeatureBatch& batch = s.batch;
   s.features.resize(batch.rows * m.width);
   std::size_t rows = 0;
-  if (m.pipeline && m.pipeline->transform_batch(batch, s.features).ok()) {
+  if (!m.pipeline) {  // the features are the model's input
+    std::copy(batch.values.begin(), batch.values.end(), s.features.begin());
+    rows = batch.rows;
+    prediction.source_index = batch.source_index;
+  } else if (m.pipeline->transform_batch(batch, s.features).ok()) {
     rows = batch.rows;
     prediction.source_index = batch.source_index;
   } else {
@@ -247,7 +251,15 @@ Status Model::predict_batch(std::span<const std::string_view> records, BatchPred
       }
       ValidationReport report;
       report.add_error({"", "", "pipeline", t.message()}, 1);
-      prediction.validation.records.emplace_back(batch.source_index[r], std::move(report));
+      auto& reports = prediction.validation.records;
+      const auto same = std::find_if(reports.begin(), reports.end(),
+                                     [&](const auto& e) { return e.first == batch.source_index[r]; });
+      if (same != reports.end()) {  // it was valid but flagged: now it is invalid instead
+        --prediction.validation.flagged;
+        same->second = std::move(report);
+      } else {
+        reports.emplace_back(batch.source_index[r], std::move(report));
+      }
       --prediction.validation.valid;
       ++prediction.validation.invalid;
     }
