@@ -385,3 +385,37 @@ TEST_CASE("model: assembled in code from the same parts") {
   auto wrong = Model::assemble(*schema, *pipeline, *ember::FallbackChain::create(std::move(narrow)));
   CHECK(wrong.status().code() == StatusCode::kInvalidArgument);
 }
+
+TEST_CASE("model: without pipeline.json the schema's features are the model's input") {
+  TempModel m("nopipeline");
+  fs::remove(m.dir / "pipeline.json");
+  auto refused = Model::load(m.dir);  // 6 features (categories as their index), but the model takes 11
+  CHECK(refused.status().code() == StatusCode::kInvalidArgument);
+  CHECK_THAT(refused.status().message(), Catch::Contains("the schema's 6 columns"));
+
+  // The executor tests' MLP takes 32 numbers: a schema of 32 numbers serves it directly.
+  nlohmann::json schema{{"type", "object"}, {"properties", nlohmann::json::object()}, {"required", nlohmann::json::array()}};
+  nlohmann::json record = nlohmann::json::object();
+  for (int i = 0; i < 32; ++i) {
+    const std::string name = "f" + std::to_string(100 + i);  // names sort in schema order
+    schema["properties"][name] = {{"type", "number"}};
+    schema["required"].push_back(name);
+    record[name] = 0.25;
+  }
+  fs::remove(m.dir / "chain.json");
+  m.write("schema.json", schema.dump());
+  fs::copy_file(models_dir() / "mlp.pt", m.dir / "model.pt", fs::copy_options::overwrite_existing);
+  auto model = load(m.dir);
+  CHECK(model->pipeline() == nullptr);
+  auto p = model->predict(record.dump());
+  REQUIRE(p.ok());
+  const float out = p->outputs.find("output")->values<float>()[0];
+  CHECK(out > 0.0F);
+  CHECK(out < 1.0F);
+  std::vector<std::string> lines{record.dump(), R"({"f100": 1})", record.dump()};
+  std::vector<std::string_view> views(lines.begin(), lines.end());
+  ember::BatchPrediction b;
+  REQUIRE(model->predict_batch(views, b).ok());
+  CHECK(b.source_index == std::vector<std::size_t>{0, 2});
+  CHECK(b.outputs.find("output")->values<float>()[1] == out);
+}
