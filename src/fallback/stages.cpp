@@ -190,13 +190,11 @@ class CacheStage final : public Stage {
       if (!t.ok()) return t.status();
       const std::size_t row_bytes = t->nbytes() / std::max<std::size_t>(rows, 1);
       auto* dst = static_cast<std::byte*>(t->data());
-      for (std::size_t r = 0; r < rows; ++r) {
-        std::memcpy(dst + r * row_bytes, arena(hits[r]) + offset, row_bytes);
-        touch(hits[r]);
-      }
+      for (std::size_t r = 0; r < rows; ++r) std::memcpy(dst + r * row_bytes, arena(hits[r]) + offset, row_bytes);
       offset += row_bytes;
       EMBER_RETURN_IF_ERROR(out.add(spec.name, std::move(t).value()));
     }
+    for (std::uint32_t slot : hits) touch(slot);
     return out;
   }
 
