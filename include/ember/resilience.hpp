@@ -29,6 +29,8 @@ class EMBER_API Clock {
   /// The same origin, read more cheaply and with a resolution of a few milliseconds at
   /// worst; for expiry times (the cache). Defaults to now().
   [[nodiscard]] virtual std::chrono::nanoseconds coarse_now() const noexcept { return now(); }
+  /// How far coarse_now() may lag behind now(); 0 when they are the same clock.
+  [[nodiscard]] virtual std::chrono::nanoseconds coarse_resolution() const noexcept { return {}; }
   /// Lets `duration` pass (the fault injector's "slow" uses it).
   virtual void sleep_for(std::chrono::nanoseconds duration) const = 0;
 };
@@ -39,6 +41,7 @@ class EMBER_API SteadyClock final : public Clock {
   [[nodiscard]] std::chrono::nanoseconds now() const noexcept override;
   /// CLOCK_MONOTONIC_COARSE where there is one (the same origin as now() on Linux).
   [[nodiscard]] std::chrono::nanoseconds coarse_now() const noexcept override;
+  [[nodiscard]] std::chrono::nanoseconds coarse_resolution() const noexcept override;
   void sleep_for(std::chrono::nanoseconds duration) const override;
 };
 

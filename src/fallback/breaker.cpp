@@ -28,6 +28,16 @@ std::chrono::nanoseconds SteadyClock::coarse_now() const noexcept {
   return now();
 }
 
+std::chrono::nanoseconds SteadyClock::coarse_resolution() const noexcept {
+#if defined(__linux__) && defined(CLOCK_MONOTONIC_COARSE)
+  timespec res{};
+  if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0) {
+    return std::chrono::seconds(res.tv_sec) + std::chrono::nanoseconds(res.tv_nsec);
+  }
+#endif
+  return {};
+}
+
 void SteadyClock::sleep_for(std::chrono::nanoseconds duration) const { std::this_thread::sleep_for(duration); }
 
 std::chrono::nanoseconds ManualClock::now() const noexcept {
