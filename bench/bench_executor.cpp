@@ -56,7 +56,7 @@ void BM_EmberRun(benchmark::State& state) {
   ember::ExecutorOptions options;
   options.device = "cpu";
   options.optimize = state.range(1) != 0;
-  options.intra_op_threads = 1;
+  (void)ember::set_torch_threads(1);  // process-wide, set once
   std::vector<float> rows = make_rows(batch);
   auto input = ember::Tensor::view(std::span<float>(rows), {batch, 32});
   options.example_inputs = {*input};

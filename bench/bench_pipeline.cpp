@@ -64,7 +64,7 @@ const Data& data() {
 
 void BM_TransformRow(benchmark::State& state) {
   const auto& d = data();
-  std::vector<float> out(d.pipeline.output_width());
+  std::vector<double> out(d.pipeline.output_width());
   std::size_t i = 0;
   for (auto _ : state) {
     auto s = d.pipeline.transform(d.rows[i++ % d.rows.size()], out);
@@ -75,7 +75,7 @@ void BM_TransformRow(benchmark::State& state) {
 
 void BM_TransformBatch1024(benchmark::State& state) {
   const auto& d = data();
-  std::vector<float> out(d.batch.rows * d.pipeline.output_width());
+  std::vector<double> out(d.batch.rows * d.pipeline.output_width());
   for (auto _ : state) {
     auto s = d.pipeline.transform_batch(d.batch, out);
     benchmark::DoNotOptimize(s);

@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
 
   // --- the ember part -------------------------------------------------------------
   ember::ExecutorOptions options;  // device "auto": CUDA when available, else CPU
-  options.intra_op_threads = 1;
+  (void)ember::set_torch_threads(1);  // process-wide, set once
   auto model = ember::TorchExecutor::load(argv[1], options);
   if (!model.ok()) {
     std::fprintf(stderr, "quickstart: %s\n", model.status().to_string().c_str());

@@ -179,7 +179,9 @@ int cmd_run(const RunArgs& args) {
   ember::ExecutorOptions options;
   options.device = args.device;
   options.optimize = !args.no_optimize;
-  options.intra_op_threads = args.threads;
+  if (args.threads > 0) {
+    if (auto st = ember::set_torch_threads(args.threads); !st.ok()) return fail(st);
+  }
   options.non_finite_inputs = args.reject_non_finite ? ember::NonFinitePolicy::kReject
                                                      : ember::NonFinitePolicy::kPassThrough;
   options.log = stderr_sink(args.verbose);
@@ -323,7 +325,9 @@ double percentile(std::vector<double> v, double q) {
 int cmd_predict(const PredictArgs& args) {
   ember::ModelOptions options;
   options.device = args.device;
-  options.intra_op_threads = args.threads;
+  if (args.threads > 0) {
+    if (auto st = ember::set_torch_threads(args.threads); !st.ok()) return fail(st);
+  }
   options.schema.limits.max_document_bytes = args.max_record_bytes;
   options.fault_seed = args.seed;
   options.log = stderr_sink(args.verbose);
@@ -493,27 +497,33 @@ int cmd_transform(const TransformArgs& args) {
   ember::FeatureRow row;
   row.values.resize(inputs.size());
   row.text.resize(inputs.size());
-  std::vector<float> result(pipeline->output_width());
+  row.integers.resize(inputs.size());
+  std::vector<double> result(pipeline->output_width());
   std::vector<std::string> fields;
   std::vector<std::size_t> csv_column;  // input index -> CSV field index
   std::size_t line_no = 0, written = 0, failed = 0;
   const auto set_cell = [&](std::size_t i, std::string_view text, bool is_null) -> ember::Status {
     row.text[i].clear();
     if (is_null) {
-      row.values[i] = std::numeric_limits<float>::quiet_NaN();
+      row.values[i] = std::numeric_limits<double>::quiet_NaN();
       return {};
     }
     if (pipeline->input_is_string(i)) {
       row.text[i].assign(text);
-      row.values[i] = 0.0f;
+      row.values[i] = 0.0;
       return {};
     }
+    // An integer keeps its exact value (IDs past 2^53), as validation keeps it.
+    std::int64_t n = 0;
+    const auto as_int = std::from_chars(text.data(), text.data() + text.size(), n);
+    const bool integer = as_int.ec == std::errc() && as_int.ptr == text.data() + text.size();
     double v = 0;
     const auto res = std::from_chars(text.data(), text.data() + text.size(), v);
     if (res.ec != std::errc() || res.ptr != text.data() + text.size()) {
       return ember::invalid_argument("column '" + inputs[i] + "': expected a number, got \"" + std::string(text) + "\"");
     }
-    row.values[i] = static_cast<float>(v);
+    row.values[i] = v;
+    row.integers[i] = integer ? n : ember::exact_integer(v);
     return {};
   };
   for (std::string line; std::getline(**in, line);) {

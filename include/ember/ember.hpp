@@ -14,4 +14,5 @@
 #include "ember/schema.hpp"
 #include "ember/status.hpp"
 #include "ember/tensor.hpp"
+#include "ember/threads.hpp"
 #include "ember/version.hpp"

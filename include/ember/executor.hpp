@@ -60,9 +60,6 @@ struct ExecutorOptions {
   /// The expected inputs, positional. Empty: taken from example_inputs, or unchecked
   /// (then a mismatch is reported by the model itself, as kInternal).
   std::vector<InputSpec> input_specs;
-  /// LibTorch's intra-op thread count; 0 leaves it as it is. This is a process-wide
-  /// LibTorch setting: it affects every executor in the process (last one set wins).
-  int intra_op_threads = 0;
   NonFinitePolicy non_finite_inputs = NonFinitePolicy::kPassThrough;
   /// Copy outputs that live on a GPU back to host memory before returning them.
   bool outputs_to_host = true;

@@ -19,6 +19,7 @@
 #include "ember/resilience.hpp"
 #include "ember/status.hpp"
 #include "ember/tensor.hpp"
+#include "ember/threads.hpp"
 
 namespace ember {
 
@@ -37,9 +38,10 @@ EMBER_API std::string describe_outputs(const std::vector<OutputSpec>& outputs);
 class EMBER_API Stage {
  public:
   virtual ~Stage();
-  /// Answers for `features`: rows x width float32, in host memory, valid during the
-  /// call only. Must be safe to call from many threads at once. Errors are returned as
-  /// a Status; an exception is caught by the chain and becomes kInternal.
+  /// Answers for `features`: rows x width float64 (the model's input at full
+  /// precision), in host memory, read-only, valid during the call only. Must be safe to
+  /// call from many threads at once. Errors are returned as a Status; an exception is
+  /// caught by the chain and becomes kInternal (std::bad_alloc: kResourceExhausted).
   [[nodiscard]] virtual Result<NamedTensors> run(const Tensor& features) const = 0;
   /// What the stage is: "torchscript", "linear", "cache", "default", or the host's own.
   [[nodiscard]] virtual std::string type() const = 0;
@@ -57,10 +59,14 @@ class EMBER_API Stage {
   virtual void cancel() const;
 };
 
-/// An Executor (e.g. a TorchExecutor) as a stage: its one input is the feature matrix.
-/// Its outputs are found by running it on a row of zeros when the chain is built (three
-/// times, which also warms it up); a model that fails on that row is InvalidArgument.
-EMBER_API std::shared_ptr<Stage> make_executor_stage(std::shared_ptr<const Executor> executor);
+/// An Executor (e.g. a TorchExecutor) as a stage: its one input is the feature matrix,
+/// cast to `input_dtype` (float32 or float64: the dtype the model takes) in a buffer of
+/// the stage's own, so a model that writes into its input changes nothing the caller,
+/// later stages or the cache see. Its outputs are found by running it on a row of zeros
+/// when the chain is built (three times, which also warms it up); a model that fails on
+/// that row, or another input dtype, is InvalidArgument.
+EMBER_API std::shared_ptr<Stage> make_executor_stage(std::shared_ptr<const Executor> executor,
+                                                     DType input_dtype = DType::kFloat32);
 
 /// A linear model as a stage: `output` names which of its methods answers, and
 /// `output_name` the name of the answer (the primary model's output name, "output").
@@ -70,6 +76,8 @@ EMBER_API Result<std::shared_ptr<Stage>> make_linear_stage(LinearModel model, Li
 
 /// A cache of recent answers, keyed by a hash of the model's input row (the validated,
 /// preprocessed features; equal rows are compared whole, so a hash collision is a miss).
+/// A large cache is split into shards with a lock each; storing an answer never waits
+/// (a row whose shard is busy at that moment is not stored).
 struct CacheOptions {
   std::size_t capacity = 10000;                                   ///< rows; the least recently used goes first
   std::chrono::nanoseconds time_to_live = std::chrono::minutes(10); ///< an older answer is not served
@@ -187,8 +195,11 @@ struct ChainOptions {
   /// The bulkhead: at most this many calls that missed their deadline may still be
   /// running; past that, unbounded stages are skipped (kResourceExhausted).
   std::size_t max_abandoned = 4;
-  /// Worker threads for budgeted calls (started when first needed), at most this many.
-  std::size_t max_workers = 64;
+  /// Where budgeted calls of unbounded stages run (and finish, when they miss their
+  /// deadline). Null: the chain makes a small ThreadPool of its own when it has a
+  /// budget (one thread, up to max_abandoned + 4). Share one between chains to bound
+  /// the process's threads.
+  std::shared_ptr<TaskExecutor> executor;
   std::optional<ConfidencePolicy> confidence;
   /// Drives breakers, slow-call timing and the fault injector; default SteadyClock.
   /// Deadlines always use the real steady clock.
@@ -197,7 +208,8 @@ struct ChainOptions {
   CircuitBreaker::Listener on_breaker_change;
 };
 
-/// Per call: overrides ChainOptions::budget when set (0: no budget).
+/// Per call: overrides ChainOptions::budget when set (0: no budget; a budget too large
+/// to add to the clock, such as nanoseconds::max(), is no limit).
 struct RunOptions {
   std::optional<std::chrono::nanoseconds> budget;
 };
@@ -207,14 +219,15 @@ struct RunOptions {
 /// in an output), kInternal (the stage failed, threw, or answered with the wrong
 /// outputs), kNotFound (a cache miss), or whatever code the stage returned.
 struct SkippedStage {
-  std::string_view stage;  ///< the stage's name (valid as long as the chain)
+  std::string stage;  ///< the stage's name
   Status status;
 };
 
-/// The answer of a chain.
+/// The answer of a chain. It owns everything it says: it stays valid after the chain
+/// (and the Model) that wrote it are gone. Reusing one reuses its memory.
 struct ChainResult {
   NamedTensors outputs;        ///< the chain's outputs, rows first
-  std::string_view served_by;  ///< the stage that answered (valid as long as the chain)
+  std::string served_by;       ///< the stage that answered
   std::vector<SkippedStage> skipped;
   /// Rows whose top probability was under the confidence threshold.
   std::vector<std::uint32_t> needs_review;
@@ -247,16 +260,18 @@ class EMBER_API FallbackChain {
   /// breaker or confidence config, an input width of 0, or stages whose outputs differ
   /// (names, dtypes, values per row), naming the stage. A stage whose outputs() fails
   /// (e.g. the model rejects a row of that width) fails the build with its error.
+  /// ResourceExhausted when the chain needs its own thread pool and none can start.
   static Result<std::unique_ptr<FallbackChain>> create(ChainOptions options);
   ~FallbackChain();
   FallbackChain(const FallbackChain&) = delete;
   FallbackChain& operator=(const FallbackChain&) = delete;
 
-  /// Answers for `features` (rows x input_width float32, host). The stages are tried in
+  /// Answers for `features` (rows x input_width float64, host). The stages are tried in
   /// order; what triggers the next one: an error, an exception, out of memory (unless
   /// the batch is split), NaN or Inf in an output, outputs of the wrong names or shape,
   /// the deadline, an open breaker. When every stage fails the last error is returned,
-  /// with every stage's reason in its message. InvalidArgument for a malformed input.
+  /// with every stage's reason in its message. InvalidArgument for a malformed input;
+  /// ResourceExhausted when memory runs out. Never throws.
   Status run(const Tensor& features, ChainResult& result, const RunOptions& options = {}) const;
 
   /// The outputs every answer has.
@@ -273,6 +288,7 @@ class EMBER_API FallbackChain {
 
  private:
   explicit FallbackChain(std::unique_ptr<detail::ChainImpl> impl);
+  Status run_unguarded(const Tensor& features, ChainResult& result, const RunOptions& options) const;
   std::unique_ptr<detail::ChainImpl> impl_;
 };
 

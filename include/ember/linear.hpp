@@ -54,9 +54,9 @@ class EMBER_API LinearModel {
   /// output (predict_proba of a regression, positive_proba of a multi-class model).
   [[nodiscard]] Result<std::size_t> output_width(LinearOutput output) const;
 
-  /// Evaluates `rows` rows of input_width() floats (row-major) into `out`, which must
+  /// Evaluates `rows` rows of input_width() doubles (row-major) into `out`, which must
   /// hold rows * output_width(output) doubles. InvalidArgument for wrong sizes.
-  Status evaluate(std::span<const float> x, std::size_t rows, LinearOutput output, std::span<double> out) const;
+  Status evaluate(std::span<const double> x, std::size_t rows, LinearOutput output, std::span<double> out) const;
 
  private:
   explicit LinearModel(std::shared_ptr<const detail::LinearImpl> impl);

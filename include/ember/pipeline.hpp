@@ -1,8 +1,9 @@
 #pragma once
 
 /// Preprocessing: the fitted transforms of a scikit-learn Pipeline / ColumnTransformer,
-/// loaded from pipeline.json, turning a validated feature row into the model's float32
-/// input exactly as scikit-learn's transform() does.
+/// loaded from pipeline.json, turning a validated feature row into the model's input
+/// exactly as scikit-learn's transform() does: in float64, with integer categories
+/// matched as exact int64. Only the model itself casts (to the dtype it takes).
 
 #include <cstddef>
 #include <filesystem>
@@ -63,14 +64,15 @@ class EMBER_API Pipeline {
   [[nodiscard]] Status check_inputs(const Schema& schema) const;
 
   /// Transforms one row (its slots in input_names() order) into `out`, which must hold
-  /// output_width() floats. InvalidArgument, naming the column and the value, for a row
+  /// output_width() values. Integer categories are matched with row.integers when it
+  /// has a slot per value (else with the exact integer that each value holds). InvalidArgument, naming the column and the value, for a row
   /// of the wrong width, a missing value no imputer covers, an unknown category under
   /// handle_unknown=error, or a string where a number is expected.
-  Status transform(const FeatureRow& row, std::span<float> out) const;
+  Status transform(const FeatureRow& row, std::span<double> out) const;
 
   /// Transforms every row of a batch into `out` (rows x output_width(), row-major).
   /// Stops at the first bad row, naming it.
-  Status transform_batch(const FeatureBatch& batch, std::span<float> out) const;
+  Status transform_batch(const FeatureBatch& batch, std::span<double> out) const;
 
  private:
   explicit Pipeline(std::shared_ptr<const detail::PipelineImpl> impl);

@@ -117,7 +117,8 @@ struct BreakerMetrics {
 ///
 /// Use: `if (breaker.try_acquire()) { run; breaker.on_result(code, duration); }`.
 /// Every acquired call must report its result once. Thread-safe; the state change
-/// listener runs after the breaker's lock is released, on the thread that caused it.
+/// listener runs after the breaker's lock is released, on the thread that caused it;
+/// what it throws is caught and counted (listener_errors()), never propagated.
 class EMBER_API CircuitBreaker {
  public:
   using Listener = std::function<void(std::string_view breaker, BreakerState from, BreakerState to)>;
@@ -139,6 +140,8 @@ class EMBER_API CircuitBreaker {
   [[nodiscard]] BreakerState state() const;
   [[nodiscard]] BreakerMetrics metrics() const;
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
+  /// How often the listener threw (each time caught and dropped).
+  [[nodiscard]] std::uint64_t listener_errors() const noexcept;
   [[nodiscard]] const CircuitBreakerConfig& config() const noexcept { return config_; }
 
   /// Manual transitions; each starts a fresh window (resilience4j's transitionTo*).
@@ -171,6 +174,7 @@ class EMBER_API CircuitBreaker {
   std::uint32_t half_open_permits_ = 0;
   std::uint64_t not_permitted_ = 0;
   std::uint64_t transitions_ = 0;
+  mutable std::atomic<std::uint64_t> listener_errors_{0};
 };
 
 }  // namespace ember

@@ -19,6 +19,7 @@
 #include "ember/export.hpp"
 #include "ember/json.hpp"
 #include "ember/status.hpp"
+#include "ember/threads.hpp"
 
 namespace ember {
 
@@ -31,8 +32,8 @@ enum class FieldPolicy : std::uint8_t {
 
 /// How a feature reaches the row.
 enum class FeatureKind : std::uint8_t {
-  kNumber,    ///< JSON number -> float32
-  kInteger,   ///< JSON integer -> float32
+  kNumber,    ///< JSON number -> float64 (an integral value also as its exact int64)
+  kInteger,   ///< JSON integer -> its exact int64, and float64
   kBoolean,   ///< true/false -> 1/0
   kCategory,  ///< a string from a fixed set (enum/const) -> its index in `categories`, and the text
   kText,      ///< any string -> the text
@@ -91,13 +92,31 @@ class EMBER_API ValidationReport {
   bool truncated_ = false;
 };
 
+/// Marks a FeatureRow::integers slot whose value is not an exact integer.
+inline constexpr std::int64_t kNotInteger = INT64_MIN;
+
+/// `d` as an int64 when it is an integer in int64's range (exactly), else kNotInteger.
+inline std::int64_t exact_integer(double d) noexcept {
+  // Both bounds are exact doubles; every integral double in [-2^63, 2^63) converts exactly.
+  if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || d != static_cast<double>(static_cast<std::int64_t>(d))) {
+    return kNotInteger;
+  }
+  return static_cast<std::int64_t>(d);
+}
+
 /// A validated record as the model's features: one slot per FeatureSpec, in order.
+/// Numbers keep their full precision: nothing is rounded before the model's own cast.
 struct FeatureRow {
-  /// Numbers and integers as float32, booleans as 1/0, categories as their index;
+  /// Numbers and integers as float64, booleans as 1/0, categories as their index;
   /// NaN marks a missing value (absent or null optional feature, or flagged).
-  std::vector<float> values;
+  std::vector<double> values;
   /// kCategory and kText features: the string ("" for other kinds or when missing).
   std::vector<std::string> text;
+  /// Numbers, integers and booleans: the exact value when it is an integer in int64's
+  /// range (IDs above 2^53 stay exact here), else kNotInteger. Read only where
+  /// `values` is not NaN; unspecified for other kinds. A row built by hand may leave it
+  /// empty: then the exact integer of each value is used.
+  std::vector<std::int64_t> integers = {};
 };
 
 /// A record built in C++ without JSON: set features by name (FeatureSpec::name).
@@ -128,18 +147,21 @@ enum class BatchPolicy : std::uint8_t {
 /// How validate_batch works. Defaults are written here.
 struct BatchOptions {
   BatchPolicy policy = BatchPolicy::kSkipInvalid;
-  /// Threads that validate parts of the batch at once, each with its own parser (the
-  /// caller's thread is one of them). 1: the caller's thread only; 0: one per hardware
-  /// thread. A part is at least 128 records, so small batches use fewer threads. The
-  /// result is the same as with one thread.
+  /// Parts of the batch validated at once, each with its own parser: the caller's
+  /// thread takes one, `executor` the others. 1: the caller's thread only; 0: the
+  /// executor's concurrency() + 1. A part is at least 128 records, so small batches use
+  /// fewer. Without an executor, or when it refuses a part, the caller's thread does the
+  /// work. ember starts no thread of its own. The result is the same as with one part.
   unsigned threads = 1;
+  TaskExecutor* executor = nullptr;  ///< not owned; must outlive the call
 };
 
 /// N validated records as one contiguous row-major matrix.
 struct FeatureBatch {
   std::size_t rows = 0;
   std::size_t cols = 0;
-  std::vector<float> values;             ///< rows x cols, as FeatureRow::values
+  std::vector<double> values;            ///< rows x cols, as FeatureRow::values
+  std::vector<std::int64_t> integers;    ///< rows x cols, as FeatureRow::integers
   std::vector<std::string> text;         ///< rows x cols, as FeatureRow::text
   std::vector<std::size_t> source_index; ///< for each row, its index among the inputs
 };

@@ -136,12 +136,37 @@ class EMBER_API Tensor {
   [[nodiscard]] void* data() const noexcept { return data_; }
 
   /// The elements as a span of T; empty when T does not match dtype() or the tensor
-  /// is not on the host.
+  /// is not on the host. Prefer get<T>(), which says why.
   template <typename T>
   [[nodiscard]] std::span<T> values() const noexcept {
     if (dtype_of<T>() != dtype_ || !device_.is_cpu() || data_ == nullptr) return {};
     return {static_cast<T*>(data_), static_cast<std::size_t>(numel_)};
   }
+
+  /// The elements as a span of T, checked: InvalidArgument when T is not dtype()
+  /// ("float64, read as float32"), FailedPrecondition for an undefined tensor or one
+  /// that is not in host memory.
+  template <typename T>
+  [[nodiscard]] Result<std::span<T>> get() const {
+    EMBER_RETURN_IF_ERROR(check_read(dtype_of<T>()));
+    return std::span<T>(static_cast<T*>(data_), static_cast<std::size_t>(numel_));
+  }
+
+  /// Element `index` (row-major, over all elements) as a double, whatever the numeric
+  /// dtype (float16 and bfloat16 included). OutOfRange past numel(); FailedPrecondition
+  /// for an undefined or device tensor.
+  [[nodiscard]] Result<double> at(std::size_t index) const;
+
+  /// Rows [begin, end) of the first dimension: a zero-copy view that shares the buffer
+  /// (and keeps an owned one alive). OutOfRange unless 0 <= begin <= end <= size(0);
+  /// FailedPrecondition for a 0-dim or undefined tensor.
+  [[nodiscard]] Result<Tensor> slice_rows(std::int64_t begin, std::int64_t end) const;
+
+  /// The tensors stacked along the first dimension into one new host tensor that owns
+  /// its buffer (e.g. the rows of several requests, gathered for one model call).
+  /// InvalidArgument for none, or for tensors whose dtype or other dimensions differ;
+  /// FailedPrecondition for a device tensor; ResourceExhausted when memory runs out.
+  static Result<Tensor> concat_rows(std::span<const Tensor> tensors);
 
   /// A deep copy on the host that owns its buffer. FailedPrecondition for a device tensor.
   [[nodiscard]] Result<Tensor> clone() const;
@@ -157,6 +182,7 @@ class EMBER_API Tensor {
   [[nodiscard]] std::string describe() const;
 
  private:
+  Status check_read(DType want) const;
   static Result<Tensor> copy_of(const void* data, std::size_t count, DType dtype, std::vector<std::int64_t> shape);
   static Result<Tensor> view_of(void* data, std::size_t count, DType dtype, std::vector<std::int64_t> shape,
                                 Device device);
@@ -186,6 +212,22 @@ class EMBER_API NamedTensors {
 
   /// The tensor called `name`, or nullptr.
   [[nodiscard]] const Tensor* find(std::string_view name) const noexcept;
+  /// The tensor called `name`; NotFound naming the names there are.
+  [[nodiscard]] Result<Tensor> get(std::string_view name) const;
+  /// Its elements as T, checked (NotFound, then as Tensor::get<T>()).
+  template <typename T>
+  [[nodiscard]] Result<std::span<const T>> values(std::string_view name) const {
+    auto t = get(name);
+    if (!t.ok()) return t.status();
+    auto v = t->get<const T>();
+    if (!v.ok()) return v.status().with_context("'" + std::string(name) + "'");
+    return *v;
+  }
+  /// Rows [begin, end) of every tensor (zero-copy views), e.g. one request's share of
+  /// a gathered batch's answer. Errors as Tensor::slice_rows, naming the tensor.
+  [[nodiscard]] Result<NamedTensors> slice_rows(std::int64_t begin, std::int64_t end) const;
+  /// Removes every entry (keeps the capacity).
+  void clear() noexcept { entries_.clear(); }
 
   [[nodiscard]] std::size_t size() const noexcept { return entries_.size(); }
   [[nodiscard]] bool empty() const noexcept { return entries_.empty(); }

@@ -24,4 +24,32 @@ Result<std::string> read_text_file(const std::filesystem::path& path, std::strin
   return text;
 }
 
+Result<std::filesystem::path> confined_path(const std::filesystem::path& dir, std::string_view relative,
+                                            std::string_view what) {
+  namespace fs = std::filesystem;
+  const std::string name = std::string(what) + " '" + std::string(relative) + "'";
+  if (relative.empty()) return invalid_argument(std::string(what) + ": the path is empty");
+  if (relative.find('\0') != std::string_view::npos) return invalid_argument(name + " holds a NUL byte");
+  const fs::path rel(relative);
+  if (rel.is_absolute() || rel.has_root_name() || rel.has_root_directory()) {
+    return invalid_argument(name + " is absolute; paths are relative to the model directory");
+  }
+  for (const auto& part : rel) {
+    if (part == "..") return invalid_argument(name + " leaves the model directory ('..')");
+  }
+  std::error_code ec;
+  const fs::path base = fs::weakly_canonical(dir, ec);
+  if (ec) return invalid_argument(std::string(what) + ": the directory '" + dir.string() + "' cannot be resolved");
+  const fs::path full = fs::weakly_canonical(dir / rel, ec);
+  if (ec) return invalid_argument(name + " cannot be resolved: " + ec.message());
+  // Symbolic links resolved: the file must still be below the directory.
+  auto b = base.begin();
+  auto f = full.begin();
+  for (; b != base.end(); ++b, ++f) {
+    if (*b == "" && std::next(b) == base.end()) break;  // a trailing separator
+    if (f == full.end() || *f != *b) return invalid_argument(name + " leads out of the model directory");
+  }
+  return dir / rel;
+}
+
 }  // namespace ember::detail

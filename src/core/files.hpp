@@ -17,4 +17,10 @@ namespace ember::detail {
 Result<std::string> read_text_file(const std::filesystem::path& path, std::string_view what,
                                    std::size_t max_bytes = std::size_t{64} << 20);
 
+/// `relative` (a path from a configuration file) resolved inside `dir`: InvalidArgument
+/// for an empty or absolute path, a '..' component, or one that leads out of `dir`
+/// through a symbolic link. The file need not exist. `what` names it in messages.
+Result<std::filesystem::path> confined_path(const std::filesystem::path& dir, std::string_view relative,
+                                            std::string_view what);
+
 }  // namespace ember::detail

@@ -1,5 +1,6 @@
 #include "ember/tensor.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -157,6 +158,117 @@ Result<Tensor> Tensor::clone() const {
   return copy_of(data_, static_cast<std::size_t>(numel_), dtype_, shape_);
 }
 
+Status Tensor::check_read(DType want) const {
+  if (!defined_) return failed_precondition("the tensor is undefined");
+  if (want != dtype_) {
+    return invalid_argument("the tensor is " + std::string(dtype_name(dtype_)) + ", read as " +
+                            std::string(dtype_name(want)));
+  }
+  if (!device_.is_cpu()) return failed_precondition("the tensor is on " + device_.to_string() + ", not in host memory");
+  return {};
+}
+
+namespace {
+float half_bits_to_float(std::uint16_t h) {
+  const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000U) << 16;
+  const std::uint32_t exp = (h >> 10) & 0x1FU;
+  std::uint32_t mant = h & 0x3FFU;
+  std::uint32_t bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;
+    } else {  // subnormal: normalise
+      int e = -1;
+      do {
+        ++e;
+        mant <<= 1;
+      } while ((mant & 0x400U) == 0);
+      bits = sign | static_cast<std::uint32_t>(127 - 15 - e) << 23 | (mant & 0x3FFU) << 13;
+    }
+  } else if (exp == 31) {
+    bits = sign | 0x7F800000U | mant << 13;
+  } else {
+    bits = sign | (exp + 127 - 15) << 23 | mant << 13;
+  }
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+}  // namespace
+
+Result<double> Tensor::at(std::size_t index) const {
+  if (!defined_) return failed_precondition("the tensor is undefined");
+  if (!device_.is_cpu()) return failed_precondition("the tensor is on " + device_.to_string() + ", not in host memory");
+  if (index >= static_cast<std::size_t>(numel_)) {
+    return out_of_range("element " + std::to_string(index) + " of a tensor of " + std::to_string(numel_));
+  }
+  const auto* p = static_cast<const std::byte*>(data_) + index * dtype_size(dtype_);
+  const auto read = [p](auto zero) {
+    decltype(zero) v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  };
+  switch (dtype_) {
+    case DType::kFloat32: return static_cast<double>(read(float{}));
+    case DType::kFloat64: return read(double{});
+    case DType::kInt64: return static_cast<double>(read(std::int64_t{}));
+    case DType::kInt32: return static_cast<double>(read(std::int32_t{}));
+    case DType::kInt8: return static_cast<double>(read(std::int8_t{}));
+    case DType::kUInt8: return static_cast<double>(read(std::uint8_t{}));
+    case DType::kBool: return read(std::uint8_t{}) != 0 ? 1.0 : 0.0;
+    case DType::kFloat16: return static_cast<double>(half_bits_to_float(read(std::uint16_t{})));
+    case DType::kBFloat16: {
+      const std::uint32_t bits = static_cast<std::uint32_t>(read(std::uint16_t{})) << 16;
+      float f;
+      std::memcpy(&f, &bits, sizeof f);
+      return static_cast<double>(f);
+    }
+  }
+  return internal_error("unknown dtype");
+}
+
+Result<Tensor> Tensor::slice_rows(std::int64_t begin, std::int64_t end) const {
+  if (!defined_ || shape_.empty()) return failed_precondition("slice_rows needs a tensor with a first dimension");
+  if (begin < 0 || begin > end || end > shape_[0]) {
+    return out_of_range("rows [" + std::to_string(begin) + ", " + std::to_string(end) + ") of a tensor of " +
+                        std::to_string(shape_[0]) + " rows");
+  }
+  Tensor t = *this;
+  const std::size_t row_bytes =
+      shape_[0] == 0 ? 0 : nbytes() / static_cast<std::size_t>(shape_[0]);
+  t.data_ = data_ == nullptr ? nullptr : static_cast<std::byte*>(data_) + static_cast<std::size_t>(begin) * row_bytes;
+  t.shape_[0] = end - begin;
+  t.numel_ = shape_[0] == 0 ? 0 : numel_ / shape_[0] * (end - begin);
+  return t;
+}
+
+Result<Tensor> Tensor::concat_rows(std::span<const Tensor> tensors) {
+  if (tensors.empty()) return invalid_argument("concat_rows: no tensors");
+  const Tensor& first = tensors[0];
+  std::int64_t rows = 0;
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const Tensor& t = tensors[i];
+    const std::string which = "concat_rows: tensor " + std::to_string(i);
+    if (!t.defined() || t.dim() < 1) return invalid_argument(which + " has no first dimension");
+    if (!t.device().is_cpu()) return failed_precondition(which + " is on " + t.device().to_string());
+    if (t.dtype() != first.dtype() || t.dim() != first.dim() ||
+        !std::equal(t.shape().begin() + 1, t.shape().end(), first.shape().begin() + 1)) {
+      return invalid_argument(which + " is " + t.describe() + ", unlike " + first.describe());
+    }
+    rows += t.size(0);
+  }
+  std::vector<std::int64_t> shape = first.shape();
+  shape[0] = rows;
+  auto out = zeros(first.dtype(), std::move(shape));
+  if (!out.ok()) return out.status();
+  auto* dst = static_cast<std::byte*>(out->data());
+  for (const Tensor& t : tensors) {
+    if (t.nbytes() > 0) std::memcpy(dst, t.data(), t.nbytes());
+    dst += t.nbytes();
+  }
+  return out;
+}
+
 Result<Tensor> Tensor::reshape(std::vector<std::int64_t> shape) const {
   if (!defined_) return invalid_argument("cannot reshape an undefined tensor");
   auto numel = checked_numel(shape, dtype_);
@@ -213,6 +325,24 @@ Status NamedTensors::add(std::string name, Tensor tensor) {
   if (find(name) != nullptr) return {StatusCode::kAlreadyExists, "duplicate tensor name '" + name + "'"};
   entries_.push_back({std::move(name), std::move(tensor)});
   return {};
+}
+
+Result<Tensor> NamedTensors::get(std::string_view name) const {
+  if (const Tensor* t = find(name)) return *t;
+  std::string names;
+  for (const auto& e : entries_) names += (names.empty() ? "'" : ", '") + e.name + "'";
+  return not_found("no output '" + std::string(name) + "' (there are " + (names.empty() ? "none" : names) + ")");
+}
+
+Result<NamedTensors> NamedTensors::slice_rows(std::int64_t begin, std::int64_t end) const {
+  NamedTensors out;
+  out.reserve(entries_.size());
+  for (const auto& e : entries_) {
+    auto t = e.tensor.slice_rows(begin, end);
+    if (!t.ok()) return t.status().with_context("'" + e.name + "'");
+    EMBER_RETURN_IF_ERROR(out.add(e.name, std::move(t).value()));
+  }
+  return out;
 }
 
 const Tensor* NamedTensors::find(std::string_view name) const noexcept {

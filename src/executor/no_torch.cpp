@@ -1,6 +1,7 @@
 // TorchExecutor in a build without LibTorch (EMBER_WITH_TORCH=OFF): every load answers
 // Unimplemented, so code that embeds ember for validation alone still links.
 #include "ember/executor.hpp"
+#include "ember/threads.hpp"
 
 namespace ember {
 
@@ -38,5 +39,7 @@ const std::vector<InputSpec>& TorchExecutor::input_specs() const noexcept {
 
 bool cuda_available() noexcept { return false; }
 int cuda_device_count() noexcept { return 0; }
+
+Status set_torch_threads(int /*n*/) { return no_torch(); }
 
 }  // namespace ember

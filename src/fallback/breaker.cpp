@@ -209,8 +209,15 @@ bool CircuitBreaker::move_locked(BreakerState to) {
 }
 
 void CircuitBreaker::notify(BreakerState from, BreakerState to) const {
-  if (listener_ && from != to) listener_(name_, from, to);
+  if (!listener_ || from == to) return;
+  try {
+    listener_(name_, from, to);
+  } catch (...) {  // the host's listener must not break the request that moved the breaker
+    listener_errors_.fetch_add(1, std::memory_order_relaxed);
+  }
 }
+
+std::uint64_t CircuitBreaker::listener_errors() const noexcept { return listener_errors_.load(std::memory_order_relaxed); }
 
 bool CircuitBreaker::try_acquire() {
   // CLOSED and DISABLED let every call through and change nothing: no lock needed.

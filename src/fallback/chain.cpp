@@ -45,101 +45,6 @@ bool spin_until(Ready&& ready, SteadyTime limit) {
   }
 }
 
-// Threads for budgeted calls, started when first needed and kept until shutdown.
-class WorkerPool {
- public:
-  explicit WorkerPool(std::size_t max_threads) : max_(max_threads) {}
-  ~WorkerPool() { shutdown(); }
-
-  // False when every thread is busy and no more may start.
-  bool submit(std::function<void()> task) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (stop_) return false;
-    if (tasks_.size() >= idle_ + polling_) {
-      if (threads_.size() >= max_) return false;
-      threads_.emplace_back([this] { loop(); });
-    }
-    tasks_.push_back(std::move(task));
-    queued_.store(tasks_.size(), std::memory_order_release);
-    if (idle_ > 0) cv_.notify_one();
-    return true;
-  }
-
-  // Starts a thread ahead of the first task, so that the first request does not pay for it.
-  void prestart() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (!stop_ && threads_.empty()) threads_.emplace_back([this] { loop(); });
-  }
-
-  // Runs `f` on a worker (the first one, after prestart()) and returns its result.
-  template <typename F>
-  auto run_and_wait(F&& f) -> decltype(f()) {
-    std::optional<decltype(f())> out;
-    std::mutex m;
-    std::condition_variable done;
-    const bool submitted = submit([&] {
-      auto r = f();
-      std::lock_guard<std::mutex> lock(m);
-      out.emplace(std::move(r));
-      done.notify_all();
-    });
-    if (!submitted) return f();
-    std::unique_lock<std::mutex> lock(m);
-    done.wait(lock, [&] { return out.has_value(); });
-    return std::move(*out);
-  }
-
-  void shutdown() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
-      stopping_.store(true);
-    }
-    cv_.notify_all();
-    for (auto& t : threads_) {
-      if (t.joinable()) t.join();
-    }
-  }
-
- private:
-  void loop() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    for (;;) {
-      if (!stop_ && tasks_.empty()) {  // poll a little before sleeping
-        ++polling_;
-        lock.unlock();
-        spin_until([&] { return queued_.load(std::memory_order_acquire) > 0 || stopping_.load(); },
-                   std::chrono::steady_clock::now() + kSpin);
-        lock.lock();
-        --polling_;
-      }
-      while (!stop_ && tasks_.empty()) {
-        ++idle_;
-        cv_.wait(lock);
-        --idle_;
-      }
-      if (tasks_.empty()) return;
-      auto task = std::move(tasks_.front());
-      tasks_.pop_front();
-      queued_.store(tasks_.size(), std::memory_order_release);
-      lock.unlock();
-      task();
-      lock.lock();
-    }
-  }
-
-  std::size_t max_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> tasks_;
-  std::vector<std::thread> threads_;
-  std::size_t idle_ = 0;     // threads asleep on cv_
-  std::size_t polling_ = 0;  // threads polling queued_ before they sleep
-  std::atomic<std::size_t> queued_{0};
-  std::atomic<bool> stopping_{false};
-  bool stop_ = false;
-};
-
 // One budgeted call, shared by the requester and the worker.
 struct Call {
   std::mutex mutex;
@@ -210,6 +115,16 @@ std::int64_t first_non_finite(const Tensor& t) {
 
 }  // namespace
 
+// The pool of a chain that has a budget and was given no executor.
+Result<std::shared_ptr<TaskExecutor>> own_pool(std::size_t max_abandoned) {
+  ThreadPoolOptions o;
+  o.threads = 1;
+  o.max_threads = max_abandoned + 4;
+  auto pool = ThreadPool::create(o);
+  if (!pool.ok()) return pool.status();
+  return std::shared_ptr<TaskExecutor>(std::move(pool).value());
+}
+
 struct Link {
   std::string name;
   std::string type;
@@ -225,6 +140,12 @@ struct Link {
 
 struct ChainImpl {
   std::vector<std::unique_ptr<Link>> links;
+  std::shared_ptr<TaskExecutor> executor;  // null without a budget, until one is needed
+  // Tasks posted and not yet finished: the destructor waits for them, since they use
+  // the links.
+  std::mutex tasks_mutex;
+  std::condition_variable tasks_done;
+  std::size_t tasks_in_flight = 0;
   std::vector<OutputSpec> outputs;
   std::size_t input_width = 0;
   std::chrono::nanoseconds budget{0};
@@ -233,19 +154,60 @@ struct ChainImpl {
   std::shared_ptr<const Clock> clock;
   std::atomic<std::size_t> abandoned{0};
   std::atomic<std::uint64_t> needs_review{0};
-  WorkerPool pool;
 
-  explicit ChainImpl(std::size_t max_workers) : pool(max_workers) {}
   ~ChainImpl() {
     if (abandoned.load() > 0) {
       for (const auto& l : links) {
         try {
           l->stage->cancel();
-        } catch (...) {  // a destructor must not throw; the join below still waits
+        } catch (...) {  // a destructor must not throw; the wait below still waits
         }
       }
     }
-    pool.shutdown();
+    std::unique_lock<std::mutex> lock(tasks_mutex);
+    tasks_done.wait(lock, [&] { return tasks_in_flight == 0; });
+  }
+
+  // Posts `task` to the executor, counted so that the destructor can wait for it.
+  bool post(std::function<void()> task) {
+    {
+      std::lock_guard<std::mutex> lock(tasks_mutex);
+      ++tasks_in_flight;
+    }
+    bool posted = false;
+    try {
+      posted = executor != nullptr && executor->post([this, task = std::move(task)] {
+        task();
+        std::lock_guard<std::mutex> lock(tasks_mutex);
+        --tasks_in_flight;
+        tasks_done.notify_all();
+      });
+    } catch (...) {  // the host's post() threw, or the task could not be copied
+    }
+    if (!posted) {
+      std::lock_guard<std::mutex> lock(tasks_mutex);
+      --tasks_in_flight;
+    }
+    return posted;
+  }
+
+  // Runs `f` on the executor (which also warms a thread of it) and returns its result;
+  // on the caller's thread when nothing can be posted.
+  template <typename F>
+  auto run_on_executor(F&& f) -> decltype(f()) {
+    std::optional<decltype(f())> out;
+    std::mutex m;
+    std::condition_variable done;
+    const bool posted = post([&] {
+      auto r = f();
+      std::lock_guard<std::mutex> lock(m);
+      out.emplace(std::move(r));
+      done.notify_all();
+    });
+    if (!posted) return f();
+    std::unique_lock<std::mutex> lock(m);
+    done.wait(lock, [&] { return out.has_value(); });
+    return std::move(*out);
   }
 
   // The stage's answer, split into halves on out of memory when configured, checked.
@@ -345,7 +307,7 @@ struct ChainImpl {
   Result<NamedTensors> attempt_with_deadline(const Link& link, const Tensor& owned, SteadyTime deadline,
                                              bool& timed_out) {
     auto state = std::make_shared<Call>();
-    const bool submitted = pool.submit([this, &link, state, owned] {
+    const bool submitted = post([this, &link, state, owned] {
       auto r = attempt(link, owned);
       std::unique_lock<std::mutex> lock(state->mutex);
       if (state->abandoned) {
@@ -358,7 +320,7 @@ struct ChainImpl {
       state->done.store(true, std::memory_order_release);
       state->cv.notify_all();
     });
-    if (!submitted) return resource_exhausted("no worker thread is free for stage '" + link.name + "'");
+    if (!submitted) return resource_exhausted("no thread of the executor is free for stage '" + link.name + "'");
     const auto ready = [&] { return state->done.load(std::memory_order_acquire); };
     spin_until(ready, std::min(deadline, std::chrono::steady_clock::now() + kSpin));
     std::unique_lock<std::mutex> lock(state->mutex);
@@ -405,13 +367,17 @@ Result<std::unique_ptr<FallbackChain>> FallbackChain::create(ChainOptions option
   if (options.stages.empty()) return invalid_argument("chain: no stages");
   if (options.input_width == 0) return invalid_argument("chain: input_width must be at least 1");
   if (options.budget.count() < 0) return invalid_argument("chain: the budget must not be negative");
-  if (options.max_workers == 0) return invalid_argument("chain: max_workers must be at least 1");
   if (options.confidence &&
       (!(options.confidence->threshold > 0 && options.confidence->threshold <= 1) || options.confidence->output.empty())) {
     return invalid_argument("chain: the confidence threshold must be in (0, 1] and name an output");
   }
-  auto impl = std::make_unique<detail::ChainImpl>(options.max_workers);
-  if (options.budget.count() > 0) impl->pool.prestart();
+  auto impl = std::make_unique<detail::ChainImpl>();
+  impl->executor = options.executor;
+  if (impl->executor == nullptr && options.budget.count() > 0) {
+    auto pool = detail::own_pool(options.max_abandoned);
+    if (!pool.ok()) return pool.status().with_context("chain");
+    impl->executor = std::move(pool).value();
+  }
   impl->clock = options.clock ? options.clock : std::make_shared<SteadyClock>();
   impl->input_width = options.input_width;
   impl->budget = options.budget;
@@ -456,7 +422,7 @@ Result<std::unique_ptr<FallbackChain>> FallbackChain::create(ChainOptions option
         return internal_error("outputs() threw a non-standard exception");
       }
     };
-    auto specs = options.budget.count() > 0 && !link->bounded ? impl->pool.run_and_wait(ask) : ask();
+    auto specs = options.budget.count() > 0 && !link->bounded ? impl->run_on_executor(ask) : ask();
     if (!specs.ok()) return specs.status().with_context(where);
     if (!specs->empty()) {
       if (impl->outputs.empty()) {
@@ -488,23 +454,36 @@ Result<std::unique_ptr<FallbackChain>> FallbackChain::create(ChainOptions option
 }
 
 Status FallbackChain::run(const Tensor& features, ChainResult& result, const RunOptions& options) const {
+  try {
+    return run_unguarded(features, result, options);
+  } catch (const std::bad_alloc&) {
+    return resource_exhausted("chain: out of memory");
+  } catch (const std::exception& e) {
+    return internal_error(std::string("chain: ") + e.what());
+  } catch (...) {
+    return internal_error("chain: a non-standard exception");
+  }
+}
+
+Status FallbackChain::run_unguarded(const Tensor& features, ChainResult& result, const RunOptions& options) const {
   auto& impl = *impl_;
   result.outputs = NamedTensors();
-  result.served_by = {};
+  result.served_by.clear();
   result.skipped.clear();
   result.needs_review.clear();
-  if (!features.defined() || features.dim() != 2 || features.dtype() != DType::kFloat32 ||
+  if (!features.defined() || features.dim() != 2 || features.dtype() != DType::kFloat64 ||
       !features.device().is_cpu() || features.size(1) != static_cast<std::int64_t>(impl.input_width) ||
       features.size(0) < 1) {
-    return invalid_argument("chain: expected a float32 host matrix of rows x " + std::to_string(impl.input_width) +
+    return invalid_argument("chain: expected a float64 host matrix of rows x " + std::to_string(impl.input_width) +
                             ", got " + (features.defined() ? features.describe() : std::string("an undefined tensor")));
   }
   const auto budget = options.budget.value_or(impl.budget);
   if (budget.count() < 0) return invalid_argument("chain: the budget must not be negative");
-  const bool timed = budget.count() > 0;
+  const detail::SteadyTime now = std::chrono::steady_clock::now();
+  // A budget that would overflow the clock (nanoseconds::max(): "no limit") is no limit.
+  const bool timed = budget.count() > 0 && budget < detail::SteadyTime::max() - now;
   const detail::SteadyTime deadline =
-      timed ? std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(budget)
-            : detail::SteadyTime::max();
+      timed ? now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(budget) : detail::SteadyTime::max();
   Tensor owned;  // a copy the workers may keep after we return
 
   for (const auto& link_ptr : impl.links) {
@@ -512,7 +491,9 @@ Status FallbackChain::run(const Tensor& features, ChainResult& result, const Run
     auto& c = link.counters;
     const auto skip = [&](Status s) {
       detail::bump(c.fallbacks);
-      result.skipped.push_back({link.name, std::move(s)});
+      result.skipped.emplace_back();
+      result.skipped.back().stage = link.name;
+      result.skipped.back().status = std::move(s);
     };
     const bool on_worker = timed && !link.bounded;
     if (on_worker && std::chrono::steady_clock::now() >= deadline) {

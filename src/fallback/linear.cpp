@@ -192,7 +192,7 @@ Result<std::size_t> LinearModel::output_width(LinearOutput output) const {
                           m.estimator + " has no output '" + std::string(linear_output_name(output)) + "'");
 }
 
-Status LinearModel::evaluate(std::span<const float> x, std::size_t rows, LinearOutput output,
+Status LinearModel::evaluate(std::span<const double> x, std::size_t rows, LinearOutput output,
                              std::span<double> out) const {
   auto width = output_width(output);
   if (!width.ok()) return width.status();
@@ -208,10 +208,9 @@ Status LinearModel::evaluate(std::span<const float> x, std::size_t rows, LinearO
   }
   const auto n = static_cast<Eigen::Index>(rows);
   const auto s = static_cast<Eigen::Index>(m.scores());
-  using FloatRows = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-  const FloatRows xf(x.data(), n, static_cast<Eigen::Index>(d));
+  const Eigen::Map<const detail::RowMatrix> xd(x.data(), n, static_cast<Eigen::Index>(d));
   // Scores in double, as scikit-learn computes them: X @ coef.T + intercept.
-  detail::RowMatrix z = xf.cast<double>() * m.coef.transpose();
+  detail::RowMatrix z = xd * m.coef.transpose();
   z.rowwise() += m.intercept.transpose();
   Eigen::Map<detail::RowMatrix> o(out.data(), n, static_cast<Eigen::Index>(*width));
   const auto sigmoid = [](double v) { return 1.0 / (1.0 + std::exp(-v)); };

@@ -36,28 +36,53 @@ std::string describe_outputs(const std::vector<OutputSpec>& outputs) {
 namespace {
 
 // ---------------------------------------------------------------------------------
+// The model's input: the chain's float64 rows cast to the dtype the model takes, in a
+// buffer of the calling thread's own. The model may write into it (x.clamp_(0, 1)): the
+// chain's rows, which later stages and the cache see, stay as they were. Outputs that
+// alias the input are copied by the executor, so reusing the buffer is safe.
+template <typename T>
+Result<Tensor> cast_rows(const Tensor& features) {
+  thread_local std::vector<T> buffer;
+  const auto src = features.values<double>();
+  if (buffer.size() < src.size()) buffer.resize(src.size());
+  std::copy(src.begin(), src.end(), buffer.begin());  // a cast, element by element
+  return Tensor::view(std::span<T>(buffer.data(), src.size()), features.shape());
+}
+
 class ExecutorStage final : public Stage {
  public:
-  explicit ExecutorStage(std::shared_ptr<const Executor> executor) : executor_(std::move(executor)) {}
+  ExecutorStage(std::shared_ptr<const Executor> executor, DType input_dtype)
+      : executor_(std::move(executor)), dtype_(input_dtype) {}
 
-  Result<NamedTensors> run(const Tensor& features) const override { return executor_->run({&features, 1}); }
+  Result<NamedTensors> run(const Tensor& features) const override {
+    if (features.dtype() != DType::kFloat64 || !features.device().is_cpu()) {
+      return invalid_argument("a model stage takes a float64 host matrix, got " + features.describe());
+    }
+    auto input = dtype_ == DType::kFloat32 ? cast_rows<float>(features) : cast_rows<double>(features);
+    if (!input.ok()) return input.status();
+    return executor_->run({&*input, 1});
+  }
   std::string type() const override {
     const std::string name = executor_->name();
     return name.substr(0, name.find(':'));
   }
   Result<std::vector<OutputSpec>> outputs(std::size_t input_width) const override {
-    auto zeros = Tensor::zeros(DType::kFloat32, {1, static_cast<std::int64_t>(input_width)});
+    if (dtype_ != DType::kFloat32 && dtype_ != DType::kFloat64) {
+      return invalid_argument(executor_->name() + ": a model stage's input dtype must be float32 or float64, not " +
+                              std::string(dtype_name(dtype_)));
+    }
+    auto zeros = Tensor::zeros(DType::kFloat64, {1, static_cast<std::int64_t>(input_width)});
     if (!zeros.ok()) return zeros.status();
     // Three runs: LibTorch's profiling executor settles after two, so they also spare
     // the first request the JIT's optimisation.
     Result<NamedTensors> out = Status(StatusCode::kUnknown, "not run");
-    for (int i = 0; i < 3 && (i == 0 || out.ok()); ++i) out = executor_->run({&*zeros, 1});
+    for (int i = 0; i < 3 && (i == 0 || out.ok()); ++i) out = run(*zeros);
     if (!out.ok()) {
       // The model cannot take rows of this width: the parts of the model do not fit.
       const StatusCode code =
           out.status().code() == StatusCode::kInternal ? StatusCode::kInvalidArgument : out.status().code();
-      return Status(code, executor_->name() + " does not accept a row of " + std::to_string(input_width) +
-                              " float32 zeros: " + out.status().message());
+      return Status(code, executor_->name() + " does not accept a row of " + std::to_string(input_width) + " " +
+                              std::string(dtype_name(dtype_)) + " zeros: " + out.status().message());
     }
     std::vector<OutputSpec> specs;
     for (const auto& e : *out) {
@@ -72,6 +97,7 @@ class ExecutorStage final : public Stage {
 
  private:
   std::shared_ptr<const Executor> executor_;
+  DType dtype_;
 };
 
 // ---------------------------------------------------------------------------------
@@ -81,11 +107,11 @@ class LinearStage final : public Stage {
       : model_(std::move(model)), output_(output), name_(std::move(name)), width_(width) {}
 
   Result<NamedTensors> run(const Tensor& features) const override {
-    const auto values = features.values<float>();
-    if (features.dim() != 2 || features.dtype() != DType::kFloat32 || !features.device().is_cpu() ||
+    const auto values = features.values<double>();
+    if (features.dim() != 2 || features.dtype() != DType::kFloat64 || !features.device().is_cpu() ||
         static_cast<std::size_t>(features.size(1)) != model_.input_width()) {
       return invalid_argument("linear model takes rows of " + std::to_string(model_.input_width()) +
-                              " float32 values, got " + features.describe());
+                              " float64 values, got " + features.describe());
     }
     const auto rows = static_cast<std::size_t>(features.size(0));
     std::vector<double> scratch(rows * width_);
@@ -117,201 +143,6 @@ class LinearStage final : public Stage {
   LinearOutput output_;
   std::string name_;
   std::size_t width_;
-};
-
-// ---------------------------------------------------------------------------------
-std::uint64_t mix(std::uint64_t h) {
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdULL;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ULL;
-  h ^= h >> 33;
-  return h;
-}
-
-// A hash of a feature row: four independent lanes over 32-byte blocks (so the CPU works
-// on them in parallel), mixed at the end. Fast and good enough for a cache key:
-// collisions are caught by comparing the stored row.
-std::uint64_t hash_bytes(const void* data, std::size_t n) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  constexpr std::uint64_t kMul = 0x9E3779B97F4A7C15ULL;
-  std::uint64_t lanes[4] = {n, kMul, ~n, kMul ^ n};
-  std::size_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    for (int k = 0; k < 4; ++k) {
-      std::uint64_t w = 0;
-      std::memcpy(&w, p + i + 8 * static_cast<std::size_t>(k), 8);
-      lanes[k] = (lanes[k] ^ w) * kMul;
-      lanes[k] ^= lanes[k] >> 31;
-    }
-  }
-  std::uint64_t tail = 0;
-  for (std::size_t j = 0; i < n; ++i, ++j) tail ^= static_cast<std::uint64_t>(p[i]) << ((j % 8) * 8);
-  return mix(lanes[0] ^ mix(lanes[1] ^ mix(lanes[2] ^ mix(lanes[3] ^ tail))));
-}
-
-class CacheStage final : public Stage {
- public:
-  CacheStage(CacheOptions options, std::shared_ptr<const Clock> clock) : options_(options), clock_(std::move(clock)) {}
-
-  Result<NamedTensors> run(const Tensor& features) const override {
-    if (features.dim() != 2 || features.dtype() != DType::kFloat32 || !features.device().is_cpu()) {
-      return invalid_argument("cache takes a float32 matrix, got " + features.describe());
-    }
-    const auto rows = static_cast<std::size_t>(features.size(0));
-    const std::size_t key_bytes = static_cast<std::size_t>(features.size(1)) * sizeof(float);
-    const auto* base = static_cast<const std::byte*>(features.data());
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (used_ == 0 || key_bytes != key_bytes_) return not_found("cache: nothing cached for rows like these");
-    const auto now = clock_->coarse_now();
-    std::vector<std::uint32_t> hits;
-    hits.reserve(rows);
-    std::size_t missing = 0;
-    for (std::size_t r = 0; r < rows; ++r) {
-      const std::byte* key = base + r * key_bytes;
-      const auto it = index_.find(hash_bytes(key, key_bytes));
-      if (it == index_.end() || std::memcmp(arena(it->second), key, key_bytes) != 0 ||
-          now - slots_[it->second].stored_at > options_.time_to_live) {
-        ++missing;
-        continue;
-      }
-      hits.push_back(it->second);
-    }
-    if (missing > 0) {
-      return not_found("cache: " + std::to_string(missing) + " of " + std::to_string(rows) +
-                       " rows have no fresh answer");
-    }
-    NamedTensors out;
-    std::size_t offset = key_bytes_;
-    for (const auto& spec : specs_) {
-      std::vector<std::int64_t> shape{static_cast<std::int64_t>(rows)};
-      shape.insert(shape.end(), spec.row_shape.begin(), spec.row_shape.end());
-      auto t = Tensor::zeros(spec.dtype, shape);
-      if (!t.ok()) return t.status();
-      const std::size_t row_bytes = t->nbytes() / std::max<std::size_t>(rows, 1);
-      auto* dst = static_cast<std::byte*>(t->data());
-      for (std::size_t r = 0; r < rows; ++r) std::memcpy(dst + r * row_bytes, arena(hits[r]) + offset, row_bytes);
-      offset += row_bytes;
-      EMBER_RETURN_IF_ERROR(out.add(spec.name, std::move(t).value()));
-    }
-    for (std::uint32_t slot : hits) touch(slot);
-    return out;
-  }
-
-  void observe(const Tensor& features, const NamedTensors& outputs) const override {
-    if (features.dim() != 2 || features.dtype() != DType::kFloat32 || !features.device().is_cpu()) return;
-    const auto rows = static_cast<std::size_t>(features.size(0));
-    if (rows == 0) return;
-    const std::size_t key_bytes = static_cast<std::size_t>(features.size(1)) * sizeof(float);
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (slots_.empty() && !layout(outputs, rows, key_bytes)) return;
-    if (key_bytes != key_bytes_ || outputs.size() != specs_.size()) return;
-    for (std::size_t k = 0; k < specs_.size(); ++k) {
-      const Tensor& t = outputs[k].tensor;
-      if (outputs[k].name != specs_[k].name || t.dtype() != specs_[k].dtype || !t.device().is_cpu() ||
-          t.dim() < 1 || static_cast<std::size_t>(t.size(0)) != rows || t.nbytes() != rows * row_bytes_[k]) {
-        return;  // not the layout this cache stores
-      }
-    }
-    const auto now = clock_->coarse_now();
-    const auto* base = static_cast<const std::byte*>(features.data());
-    for (std::size_t r = 0; r < rows; ++r) {
-      const std::byte* key = base + r * key_bytes;
-      const std::uint64_t h = hash_bytes(key, key_bytes);
-      std::uint32_t slot = 0;
-      if (auto it = index_.find(h); it != index_.end()) {
-        slot = it->second;  // the same row again (or a collision: the newer row wins)
-      } else if (used_ < options_.capacity) {
-        if (used_ == slots_.size()) grow();
-        slot = static_cast<std::uint32_t>(used_++);
-        index_.emplace(h, slot);
-        link_front(slot);
-      } else {
-        slot = tail_;  // evict the least recently used, reusing its index node
-        auto node = index_.extract(slots_[slot].hash);
-        node.key() = h;
-        index_.insert(std::move(node));
-      }
-      Slot& s = slots_[slot];
-      s.hash = h;
-      s.stored_at = now;
-      std::byte* dst = arena(slot);
-      std::memcpy(dst, key, key_bytes);
-      std::size_t offset = key_bytes;
-      for (std::size_t k = 0; k < specs_.size(); ++k) {
-        std::memcpy(dst + offset, static_cast<const std::byte*>(outputs[k].tensor.data()) + r * row_bytes_[k],
-                    row_bytes_[k]);
-        offset += row_bytes_[k];
-      }
-      touch(slot);
-    }
-  }
-
-  std::string type() const override { return "cache"; }
-  bool bounded() const override { return true; }
-
- private:
-  static constexpr std::uint32_t kNone = std::numeric_limits<std::uint32_t>::max();
-  struct Slot {
-    std::uint64_t hash = 0;
-    std::chrono::nanoseconds stored_at{0};
-    std::uint32_t prev = kNone, next = kNone;  // recency list, head = most recent
-  };
-
-  // Fixes the stored layout from the first answer seen.
-  bool layout(const NamedTensors& outputs, std::size_t rows, std::size_t key_bytes) const {
-    std::size_t bytes = key_bytes;
-    for (const auto& e : outputs) {
-      if (!e.tensor.device().is_cpu() || e.tensor.dim() < 1 || static_cast<std::size_t>(e.tensor.size(0)) != rows) {
-        return false;
-      }
-      specs_.push_back({e.name, e.tensor.dtype(), {e.tensor.shape().begin() + 1, e.tensor.shape().end()}});
-      row_bytes_.push_back(e.tensor.nbytes() / rows);
-      bytes += row_bytes_.back();
-    }
-    key_bytes_ = key_bytes;
-    slot_bytes_ = bytes;
-    grow();
-    return true;
-  }
-  // Room for twice as many rows (up to the capacity): memory is taken as the cache fills.
-  void grow() const {
-    const std::size_t n = std::min(options_.capacity, std::max<std::size_t>(64, 2 * slots_.size()));
-    slots_.resize(n);
-    arena_.resize(n * slot_bytes_);
-    index_.reserve(n);
-  }
-  std::byte* arena(std::uint32_t slot) const { return arena_.data() + static_cast<std::size_t>(slot) * slot_bytes_; }
-  void unlink(std::uint32_t i) const {
-    Slot& s = slots_[i];
-    if (s.prev != kNone) slots_[s.prev].next = s.next; else if (head_ == i) head_ = s.next;
-    if (s.next != kNone) slots_[s.next].prev = s.prev; else if (tail_ == i) tail_ = s.prev;
-    s.prev = s.next = kNone;
-  }
-  void link_front(std::uint32_t i) const {
-    Slot& s = slots_[i];
-    s.prev = kNone;
-    s.next = head_;
-    if (head_ != kNone) slots_[head_].prev = i;
-    head_ = i;
-    if (tail_ == kNone) tail_ = i;
-  }
-  void touch(std::uint32_t i) const {
-    if (head_ == i) return;
-    unlink(i);
-    link_front(i);
-  }
-
-  CacheOptions options_;
-  std::shared_ptr<const Clock> clock_;
-  mutable std::mutex mutex_;
-  mutable std::vector<OutputSpec> specs_;
-  mutable std::vector<std::size_t> row_bytes_;
-  mutable std::size_t key_bytes_ = 0, slot_bytes_ = 0, used_ = 0;
-  mutable std::vector<Slot> slots_;
-  mutable std::vector<std::byte> arena_;
-  mutable std::unordered_map<std::uint64_t, std::uint32_t> index_;
-  mutable std::uint32_t head_ = kNone, tail_ = kNone;
 };
 
 // ---------------------------------------------------------------------------------
@@ -352,8 +183,8 @@ class DefaultStage final : public Stage {
 
 }  // namespace
 
-std::shared_ptr<Stage> make_executor_stage(std::shared_ptr<const Executor> executor) {
-  return std::make_shared<ExecutorStage>(std::move(executor));
+std::shared_ptr<Stage> make_executor_stage(std::shared_ptr<const Executor> executor, DType input_dtype) {
+  return std::make_shared<ExecutorStage>(std::move(executor), input_dtype);
 }
 
 Result<std::shared_ptr<Stage>> make_linear_stage(LinearModel model, LinearOutput output, std::string output_name) {
@@ -361,15 +192,6 @@ Result<std::shared_ptr<Stage>> make_linear_stage(LinearModel model, LinearOutput
   if (!width.ok()) return width.status();
   if (output_name.empty()) return invalid_argument("linear stage: the output name is empty");
   return std::shared_ptr<Stage>(std::make_shared<LinearStage>(std::move(model), output, std::move(output_name), *width));
-}
-
-Result<std::shared_ptr<Stage>> make_cache_stage(CacheOptions options, std::shared_ptr<const Clock> clock) {
-  if (options.capacity == 0 || options.capacity > 100'000'000) {
-    return invalid_argument("cache: capacity must be 1 to 100000000 rows, got " + std::to_string(options.capacity));
-  }
-  if (options.time_to_live.count() <= 0) return invalid_argument("cache: time_to_live must be positive");
-  if (clock == nullptr) clock = std::make_shared<SteadyClock>();
-  return std::shared_ptr<Stage>(std::make_shared<CacheStage>(options, std::move(clock)));
 }
 
 Result<std::shared_ptr<Stage>> make_default_stage(std::vector<DefaultOutput> outputs) {

@@ -150,7 +150,7 @@ Result<std::vector<DefaultOutput>> parse_default_outputs(const Json& j, const st
   for (const auto& [name, value] : j.items()) {
     DefaultOutput o{name, {}};
     if (value.is_number()) {
-      o.values.push_back(value.get<float>());
+      o.values.push_back(value.get<float>());  // default answers are float32, as the model's
     } else if (value.is_array()) {
       for (const Json& v : value) {
         if (!v.is_number()) return invalid_argument(where + ": output '" + name + "' must hold numbers");
@@ -167,15 +167,14 @@ Result<std::vector<DefaultOutput>> parse_default_outputs(const Json& j, const st
 }  // namespace
 
 Result<std::shared_ptr<Stage>> torchscript_stage(const std::filesystem::path& path, const std::string& device,
-                                                 std::size_t input_width, const ModelOptions& options) {
+                                                 std::size_t input_width, const ModelOptions& options, DType dtype) {
   ExecutorOptions eo;
   eo.device = device;
-  eo.intra_op_threads = options.intra_op_threads;
-  eo.input_specs = {InputSpec{DType::kFloat32, {-1, static_cast<std::int64_t>(input_width)}}};
+  eo.input_specs = {InputSpec{dtype, {-1, static_cast<std::int64_t>(input_width)}}};
   eo.log = options.log;
   auto executor = TorchExecutor::load(path, eo);
   if (!executor.ok()) return executor.status();
-  return make_executor_stage(std::shared_ptr<const Executor>(std::move(executor).value()));
+  return make_executor_stage(std::shared_ptr<const Executor>(std::move(executor).value()), dtype);
 }
 
 Result<ChainOptions> default_chain(const std::filesystem::path& model_dir, std::size_t input_width,
@@ -184,11 +183,11 @@ Result<ChainOptions> default_chain(const std::filesystem::path& model_dir, std::
   if (device == "auto") device = cuda_available() ? "cuda" : "cpu";
   ChainOptions chain;
   chain.input_width = input_width;
-  auto primary = torchscript_stage(model_dir / "model.pt", device, input_width, options);
+  auto primary = torchscript_stage(model_dir / "model.pt", device, input_width, options, DType::kFloat32);
   if (!primary.ok()) return primary.status().with_context("stage 'primary'");
   chain.stages.push_back({"primary", *primary});
   if (device != "cpu") {
-    auto cpu = torchscript_stage(model_dir / "model.pt", "cpu", input_width, options);
+    auto cpu = torchscript_stage(model_dir / "model.pt", "cpu", input_width, options, DType::kFloat32);
     if (!cpu.ok()) return cpu.status().with_context("stage 'cpu'");
     chain.stages.push_back({"cpu", *cpu});
   }
@@ -212,12 +211,11 @@ Result<ChainOptions> parse_chain(std::string_view text, const std::filesystem::p
                             std::to_string(kChainFormatVersion) + ")");
   }
   const Fields top(doc, "chain");
-  EMBER_RETURN_IF_ERROR(top.only({"format", "version", "budget_ms", "max_abandoned", "max_workers", "confidence", "stages"}));
+  EMBER_RETURN_IF_ERROR(top.only({"format", "version", "budget_ms", "max_abandoned", "confidence", "stages"}));
   ChainOptions chain;
   chain.input_width = input_width;
   EMBER_ASSIGN(chain.budget, top.millis("budget_ms", chain.budget, false));
   EMBER_ASSIGN(chain.max_abandoned, top.count("max_abandoned", chain.max_abandoned, 0, 10'000));
-  EMBER_ASSIGN(chain.max_workers, top.count("max_workers", chain.max_workers, 1, 10'000));
   if (top.has("confidence")) {
     const Json& c = doc.at("confidence");
     if (!c.is_object()) return invalid_argument("chain: 'confidence' must be an object");
@@ -247,10 +245,18 @@ Result<ChainOptions> parse_chain(std::string_view text, const std::filesystem::p
     std::shared_ptr<Stage> built;
     bool skip = false;
     if (type == "torchscript") {
-      EMBER_RETURN_IF_ERROR(f.only({"type", "name", "path", "device", "optional", "on_out_of_memory", "breaker"}));
-      std::string path, device, oom;
+      EMBER_RETURN_IF_ERROR(
+          f.only({"type", "name", "path", "device", "input_dtype", "optional", "on_out_of_memory", "breaker"}));
+      std::string path, device, oom, dtype_text;
       bool optional = false;
       EMBER_ASSIGN(path, f.text("path", "model.pt"));
+      EMBER_ASSIGN(dtype_text, f.text("input_dtype", "float32"));
+      if (dtype_text != "float32" && dtype_text != "float64") {
+        return invalid_argument(where + ": 'input_dtype' must be \"float32\" or \"float64\"");
+      }
+      const DType dtype = dtype_text == "float64" ? DType::kFloat64 : DType::kFloat32;
+      auto file = confined_path(model_dir, path, where + ": 'path'");
+      if (!file.ok()) return file.status();
       EMBER_ASSIGN(device, f.text("device", options.device));
       EMBER_ASSIGN(optional, f.flag("optional", false));
       EMBER_ASSIGN(oom, f.text("on_out_of_memory", "next_stage"));
@@ -259,7 +265,7 @@ Result<ChainOptions> parse_chain(std::string_view text, const std::filesystem::p
       } else if (oom != "next_stage") {
         return invalid_argument(where + ": 'on_out_of_memory' must be \"next_stage\" or \"split_batch\"");
       }
-      auto loaded = torchscript_stage(model_dir / path, device, input_width, options);
+      auto loaded = torchscript_stage(*file, device, input_width, options, dtype);
       if (!loaded.ok()) {
         if (optional && loaded.status().code() == StatusCode::kFailedPrecondition) {
           options.log.log(LogLevel::kWarning, where + " left out: " + loaded.status().to_string());
@@ -276,7 +282,9 @@ Result<ChainOptions> parse_chain(std::string_view text, const std::filesystem::p
       EMBER_ASSIGN(path, f.text("path", "linear.json"));
       EMBER_ASSIGN(output, f.text("output", "predict"));
       EMBER_ASSIGN(output_name, f.text("output_name", "output"));
-      auto model = LinearModel::load(model_dir / path);
+      auto file = confined_path(model_dir, path, where + ": 'path'");
+      if (!file.ok()) return file.status();
+      auto model = LinearModel::load(*file);
       if (!model.ok()) return model.status().with_context(where);
       auto which = parse_linear_output(output);
       if (!which.ok()) return which.status().with_context(where);

@@ -2,13 +2,36 @@
 #include "ember/model.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
-#include <mutex>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <new>
+#include <thread>
 #include <utility>
 
 #include "model/model_internal.hpp"
 
 namespace ember {
+
+Observer::~Observer() = default;
+
+Result<double> Prediction::value(std::string_view name, std::size_t index) const {
+  auto t = outputs.get(name);
+  if (!t.ok()) return t.status();
+  auto v = t->at(index);
+  if (!v.ok()) return v.status().with_context("output '" + std::string(name) + "'");
+  return v;
+}
+
+Result<Tensor> PreparedBatch::input_tensor() const {
+  if (rows * width > inputs.size()) return failed_precondition("prepared batch: fewer inputs than rows x width");
+  return Tensor::view(std::span<const double>(inputs.data(), rows * width),
+                      {static_cast<std::int64_t>(rows), static_cast<std::int64_t>(width)});
+}
+
 namespace detail {
 
 // What one predict() call needs besides the model: reused across calls.
@@ -16,8 +39,59 @@ struct Scratch {
   explicit Scratch(const JsonLimits& limits) : parser(limits) {}
   JsonParser parser;
   FeatureRow row;
-  std::vector<float> features;
-  FeatureBatch batch;
+  std::vector<double> features;
+  PreparedBatch prepared;
+};
+
+// Scratches for requests, taken and given back without a lock: a few slots that a
+// request empties with one exchange and refills with one compare-exchange. Each thread
+// starts at its own slot, so threads rarely touch the same one.
+class ScratchPool {
+ public:
+  explicit ScratchPool(JsonLimits limits) : limits_(limits) {}
+  ~ScratchPool() {
+    for (auto& slot : slots_) delete slot.load();
+  }
+  ScratchPool(const ScratchPool&) = delete;
+  ScratchPool& operator=(const ScratchPool&) = delete;
+
+  struct Return {
+    ScratchPool* pool;
+    void operator()(Scratch* s) const noexcept { pool->give_back(s); }
+  };
+  using Lease = std::unique_ptr<Scratch, Return>;
+
+  // Throws std::bad_alloc when a new scratch cannot be made.
+  Lease take() {
+    const std::size_t start = home();
+    for (std::size_t i = 0; i < kSlots; ++i) {
+      if (Scratch* s = slots_[(start + i) % kSlots].exchange(nullptr, std::memory_order_acquire)) {
+        return Lease(s, Return{this});
+      }
+    }
+    return Lease(new Scratch(limits_), Return{this});
+  }
+
+  void give_back(Scratch* s) noexcept {
+    const std::size_t start = home();
+    for (std::size_t i = 0; i < kSlots; ++i) {
+      Scratch* empty = nullptr;
+      if (slots_[(start + i) % kSlots].compare_exchange_strong(empty, s, std::memory_order_release,
+                                                               std::memory_order_relaxed)) {
+        return;
+      }
+    }
+    delete s;  // every slot is full: more threads than slots at this moment
+  }
+
+ private:
+  static constexpr std::size_t kSlots = 16;
+  static std::size_t home() noexcept {
+    const std::uint64_t h = std::hash<std::thread::id>{}(std::this_thread::get_id());
+    return static_cast<std::size_t>((h * 0x9E3779B97F4A7C15ULL) >> 60) % kSlots;  // thread ids are aligned
+  }
+  JsonLimits limits_;
+  std::array<std::atomic<Scratch*>, kSlots> slots_{};
 };
 
 struct ModelImpl {
@@ -25,41 +99,37 @@ struct ModelImpl {
   std::optional<Pipeline> pipeline;
   std::unique_ptr<FallbackChain> chain;
   std::size_t width = 0;
-  std::vector<std::string_view> feature_names;
-
-  mutable std::mutex scratch_mutex;
-  mutable std::vector<std::unique_ptr<Scratch>> scratch;
-  mutable std::atomic<std::uint64_t> requests{0}, invalid{0}, flagged{0}, failed{0};
+  std::string name, version;
+  std::shared_ptr<TaskExecutor> executor;
+  std::vector<std::shared_ptr<Observer>> observers;
+  mutable ScratchPool scratch;
+  mutable std::atomic<std::uint64_t> requests{0}, invalid{0}, flagged{0}, failed{0}, observer_errors{0};
 
   ModelImpl(Schema s, std::optional<Pipeline> p, std::unique_ptr<FallbackChain> c)
-      : schema(std::move(s)), pipeline(std::move(p)), chain(std::move(c)) {}
-
-  // A scratch for this call; it goes back to the pool when the lease ends.
-  struct Return {
-    const ModelImpl* model;
-    void operator()(Scratch* s) const {
-      std::lock_guard<std::mutex> lock(model->scratch_mutex);
-      model->scratch.emplace_back(s);
-    }
-  };
-  using Lease = std::unique_ptr<Scratch, Return>;
-  Lease lease() const {
-    {
-      std::lock_guard<std::mutex> lock(scratch_mutex);
-      if (!scratch.empty()) {
-        Lease l(scratch.back().release(), Return{this});
-        scratch.pop_back();
-        return l;
-      }
-    }
-    return Lease(new Scratch(schema.options().limits), Return{this});
-  }
+      : schema(std::move(s)), pipeline(std::move(p)), chain(std::move(c)), scratch(schema.options().limits) {}
 
   // The model's input row for a validated feature row.
-  Status features_of(const FeatureRow& row, std::span<float> out) const {
+  Status features_of(const FeatureRow& row, std::span<double> out) const {
     if (pipeline) return pipeline->transform(row, out);
     std::copy(row.values.begin(), row.values.end(), out.begin());
     return {};
+  }
+
+  void notify(const RequestEvent& event) const {
+    for (const auto& o : observers) {
+      try {
+        o->on_request(event);
+      } catch (...) {  // an observer must not change the answer
+        observer_errors.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+  }
+
+  void stamp(AnswerOrigin& origin, std::uint64_t id, std::chrono::steady_clock::time_point start) const {
+    origin.model_name = name;  // assignments reuse the strings' memory
+    origin.model_version = version;
+    origin.request_id = id;
+    origin.latency = std::chrono::steady_clock::now() - start;
   }
 
   // Validates with `validate` (JSON or Record) into a scratch row, preprocesses, and
@@ -67,16 +137,17 @@ struct ModelImpl {
   template <typename Validate>
   Status predict_one(Prediction& p, const PredictOptions& options, Validate&& validate) const {
     const auto start = std::chrono::steady_clock::now();
-    requests.fetch_add(1, std::memory_order_relaxed);
+    const std::uint64_t id = requests.fetch_add(1, std::memory_order_relaxed) + 1;
     // Nothing of an earlier request may be left in `p` when this one fails early.
-    p.outputs = NamedTensors();
-    p.served_by = {};
+    p.outputs.clear();
+    p.served_by.clear();
     p.skipped.clear();
     p.needs_review.clear();
     p.flagged_features.clear();
-    auto held = lease();
+    auto held = scratch.take();
     Scratch& s = *held;
     s.features.resize(width);
+    Tensor input;
     Status st = validate(s, p.validation);
     if (st.ok()) {
       st = features_of(s.row, s.features);
@@ -84,27 +155,205 @@ struct ModelImpl {
     }
     if (!st.ok()) {
       invalid.fetch_add(1, std::memory_order_relaxed);
-      p.latency = std::chrono::steady_clock::now() - start;
-      return st;
-    }
-    for (std::uint32_t f : p.validation.flagged()) {
-      if (std::find(p.flagged_features.begin(), p.flagged_features.end(), feature_names[f]) == p.flagged_features.end()) {
-        p.flagged_features.push_back(feature_names[f]);
+    } else {
+      for (std::uint32_t f : p.validation.flagged()) {
+        const std::string& feature = schema.features()[f].name;
+        if (std::find(p.flagged_features.begin(), p.flagged_features.end(), feature) == p.flagged_features.end()) {
+          p.flagged_features.push_back(feature);
+        }
       }
+      if (!p.flagged_features.empty()) flagged.fetch_add(1, std::memory_order_relaxed);
+      auto view = Tensor::view(std::span<double>(s.features), {1, static_cast<std::int64_t>(width)});
+      if (!view.ok()) return view.status();
+      input = std::move(view).value();
+      st = chain->run(input, p, RunOptions{options.budget});
+      if (!st.ok()) failed.fetch_add(1, std::memory_order_relaxed);
     }
-    if (!p.flagged_features.empty()) flagged.fetch_add(1, std::memory_order_relaxed);
-    auto features = Tensor::view(s.features, {1, static_cast<std::int64_t>(width)});
-    if (!features.ok()) return features.status();
-    st = chain->run(*features, p, RunOptions{options.budget});
-    if (!st.ok()) failed.fetch_add(1, std::memory_order_relaxed);
-    p.latency = std::chrono::steady_clock::now() - start;
+    stamp(p, id, start);
+    if (!observers.empty()) {
+      RequestEvent e;
+      e.request_id = id;
+      e.model_name = name;
+      e.model_version = version;
+      e.features = &s.row;
+      e.model_input = std::move(input);
+      e.result = &p;
+      e.validation = &p.validation;
+      e.latency = p.latency;
+      e.status = st;
+      notify(e);
+    }
     return st;
   }
+
+  Status prepare(std::span<const std::string_view> records, PreparedBatch& out, const PredictOptions& options,
+                 JsonParser& parser) const;
+  Status execute(const Tensor& inputs, BatchPrediction& prediction, const PredictOptions& options) const;
 };
+
+// Guards a public entry point: an exception that escapes (std::bad_alloc above all)
+// becomes a Status.
+template <typename F>
+Status guarded(const char* what, F&& f) noexcept {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    return resource_exhausted(std::string(what) + ": out of memory");
+  } catch (const std::exception& e) {
+    return internal_error(std::string(what) + ": " + e.what());
+  } catch (...) {
+    return internal_error(std::string(what) + ": a non-standard exception");
+  }
+}
+
+Status ModelImpl::prepare(std::span<const std::string_view> records, PreparedBatch& out, const PredictOptions& options,
+                          JsonParser& parser) const {
+  BatchOptions bo;
+  bo.policy = BatchPolicy::kSkipInvalid;
+  bo.threads = options.threads;
+  bo.executor = executor.get();
+  (void)schema.validate_batch(records, parser, out.features, out.validation, bo);  // bad records are in the report
+  FeatureBatch& batch = out.features;
+  out.width = width;
+  out.inputs.resize(batch.rows * width);
+  out.source_index.clear();
+  std::size_t rows = 0;
+  if (!pipeline) {  // the features are the model's input
+    std::copy(batch.values.begin(), batch.values.end(), out.inputs.begin());
+    rows = batch.rows;
+    out.source_index = batch.source_index;
+  } else if (pipeline->transform_batch(batch, out.inputs).ok()) {
+    rows = batch.rows;
+    out.source_index = batch.source_index;
+  } else {
+    // Row by row, so that a row preprocessing refuses is reported and left out (its
+    // features too, so that they stay aligned with the inputs).
+    FeatureRow row;
+    const std::size_t cols = batch.cols;
+    for (std::size_t r = 0; r < batch.rows; ++r) {
+      const auto at = [&](auto& v, std::size_t i) { return v.begin() + static_cast<std::ptrdiff_t>(i * cols); };
+      row.values.assign(at(batch.values, r), at(batch.values, r + 1));
+      row.integers.assign(at(batch.integers, r), at(batch.integers, r + 1));
+      row.text.assign(at(batch.text, r), at(batch.text, r + 1));
+      Status t = features_of(row, std::span<double>(out.inputs).subspan(rows * width, width));
+      if (t.ok()) {
+        if (rows != r) {
+          std::copy(row.values.begin(), row.values.end(), at(batch.values, rows));
+          std::copy(row.integers.begin(), row.integers.end(), at(batch.integers, rows));
+          std::move(row.text.begin(), row.text.end(), at(batch.text, rows));
+        }
+        out.source_index.push_back(batch.source_index[r]);
+        ++rows;
+        continue;
+      }
+      ValidationReport report;
+      report.add_error({"", "", "pipeline", t.message()}, 1);
+      auto& reports = out.validation.records;
+      const auto same = std::find_if(reports.begin(), reports.end(),
+                                     [&](const auto& e) { return e.first == batch.source_index[r]; });
+      if (same != reports.end()) {  // it was valid but flagged: now it is invalid instead
+        --out.validation.flagged;
+        same->second = std::move(report);
+      } else {
+        reports.emplace_back(batch.source_index[r], std::move(report));
+      }
+      --out.validation.valid;
+      ++out.validation.invalid;
+    }
+    std::sort(out.validation.records.begin(), out.validation.records.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    batch.rows = rows;
+    batch.values.resize(rows * cols);
+    batch.integers.resize(rows * cols);
+    batch.text.resize(rows * cols);
+    batch.source_index = out.source_index;
+  }
+  out.rows = rows;
+  out.inputs.resize(rows * width);
+  invalid.fetch_add(out.validation.invalid, std::memory_order_relaxed);
+  flagged.fetch_add(out.validation.flagged, std::memory_order_relaxed);
+  if (rows == 0) return invalid_argument("none of the " + std::to_string(records.size()) + " records is valid");
+  return {};
+}
+
+namespace {
+// Fills row `r` of every output with NaN (0 for integer and bool outputs).
+void blank_row(NamedTensors& outputs, std::int64_t r) {
+  for (const auto& e : outputs) {
+    const Tensor& t = e.tensor;
+    const std::size_t per_row = t.numel() / std::max<std::int64_t>(t.size(0), 1);
+    const std::size_t first = static_cast<std::size_t>(r) * per_row;
+    if (t.dtype() == DType::kFloat32) {
+      std::fill_n(t.values<float>().begin() + static_cast<std::ptrdiff_t>(first), per_row, NAN);
+    } else if (t.dtype() == DType::kFloat64) {
+      std::fill_n(t.values<double>().begin() + static_cast<std::ptrdiff_t>(first), per_row, NAN);
+    }  // other dtypes stay zero, as Tensor::zeros made them
+  }
+}
+}  // namespace
+
+Status ModelImpl::execute(const Tensor& inputs, BatchPrediction& p, const PredictOptions& options) const {
+  p.rows.clear();
+  p.failed_rows = 0;
+  Status st = chain->run(inputs, p, RunOptions{options.budget});
+  const std::int64_t n = inputs.defined() && inputs.dim() == 2 ? inputs.size(0) : 0;
+  if (st.ok()) {
+    p.rows.assign(static_cast<std::size_t>(n), RowOutcome{Status(), p.served_by});
+    return st;
+  }
+  if (st.code() == StatusCode::kInvalidArgument || n < 2) {  // a malformed input, or nothing to split
+    p.rows.assign(static_cast<std::size_t>(std::max<std::int64_t>(n, 0)), RowOutcome{st, ""});
+    p.failed_rows = p.rows.size();
+    failed.fetch_add(1, std::memory_order_relaxed);
+    return st;
+  }
+  // The chain could not answer the batch: each row alone, so that a row that fails does
+  // not fail its neighbours.
+  NamedTensors outputs;
+  for (const auto& spec : chain->outputs()) {
+    std::vector<std::int64_t> shape{n};
+    shape.insert(shape.end(), spec.row_shape.begin(), spec.row_shape.end());
+    auto t = Tensor::zeros(spec.dtype, shape);
+    if (!t.ok()) return t.status();
+    EMBER_RETURN_IF_ERROR(outputs.add(spec.name, std::move(t).value()));
+  }
+  std::vector<SkippedStage> skipped = std::move(p.skipped);
+  ChainResult one;
+  std::string served_by;
+  for (std::int64_t r = 0; r < n; ++r) {
+    auto row = inputs.slice_rows(r, r + 1);
+    if (!row.ok()) return row.status();
+    Status s = chain->run(*row, one, RunOptions{options.budget});
+    if (!s.ok()) {
+      blank_row(outputs, r);
+      p.rows.push_back({std::move(s), ""});
+      ++p.failed_rows;
+      continue;
+    }
+    for (std::size_t k = 0; k < outputs.size(); ++k) {
+      const Tensor& dst = outputs[k].tensor;
+      const Tensor& src = one.outputs[k].tensor;
+      std::memcpy(static_cast<std::byte*>(dst.data()) + static_cast<std::size_t>(r) * src.nbytes(), src.data(),
+                  src.nbytes());
+    }
+    if (served_by.empty()) served_by = one.served_by;
+    for (std::uint32_t i : one.needs_review) (void)i, p.needs_review.push_back(static_cast<std::uint32_t>(r));
+    p.rows.push_back({Status(), one.served_by});
+  }
+  p.skipped = std::move(skipped);
+  if (p.failed_rows == static_cast<std::size_t>(n)) {
+    failed.fetch_add(1, std::memory_order_relaxed);
+    return st;
+  }
+  p.outputs = std::move(outputs);
+  p.served_by = std::move(served_by);
+  return {};
+}
 
 Result<std::unique_ptr<FallbackChain>> finish_chain(ChainOptions chain, const ModelOptions& options) {
   if (options.budget) chain.budget = *options.budget;
   if (options.clock) chain.clock = options.clock;
+  if (options.executor) chain.executor = options.executor;
   if (options.on_breaker_change) chain.on_breaker_change = options.on_breaker_change;
   for (const auto& injection : options.inject) {
     const std::string& name = injection.first;
@@ -128,7 +377,7 @@ Model::Model(std::unique_ptr<detail::ModelImpl> impl) : impl_(std::move(impl)) {
 Model::~Model() = default;
 
 Result<std::unique_ptr<Model>> Model::assemble(Schema schema, std::optional<Pipeline> pipeline,
-                                              std::unique_ptr<FallbackChain> chain) {
+                                              std::unique_ptr<FallbackChain> chain, const ModelOptions& options) try {
   if (chain == nullptr) return invalid_argument("model: no chain");
   std::size_t width = 0;
   if (pipeline) {
@@ -148,15 +397,23 @@ Result<std::unique_ptr<Model>> Model::assemble(Schema schema, std::optional<Pipe
                             std::to_string(width) + " columns but the chain takes " +
                             std::to_string(chain->input_width()));
   }
+  for (const auto& o : options.observers) {
+    if (o == nullptr) return invalid_argument("model: an observer is null");
+  }
   auto impl = std::make_unique<detail::ModelImpl>(std::move(schema), std::move(pipeline), std::move(chain));
   impl->width = width;
-  for (const auto& f : impl->schema.features()) impl->feature_names.push_back(f.name);
-  // One scratch made now, so that the first request does not pay for its buffers.
-  auto warm = std::make_unique<detail::Scratch>(impl->schema.options().limits);
-  (void)warm->parser.parse("{}");
-  warm->features.resize(width);
-  impl->scratch.push_back(std::move(warm));
+  impl->name = options.name;
+  impl->version = options.version;
+  impl->executor = options.executor;
+  impl->observers = options.observers;
+  {  // one scratch warmed now, so that the first request does not pay for its buffers
+    auto warm = impl->scratch.take();
+    (void)warm->parser.parse("{}");
+    warm->features.resize(width);
+  }
   return std::unique_ptr<Model>(new Model(std::move(impl)));
+} catch (const std::bad_alloc&) {
+  return resource_exhausted("model: out of memory");
 }
 
 Result<std::unique_ptr<Model>> Model::load(const std::filesystem::path& dir, const ModelOptions& options) {
@@ -186,20 +443,33 @@ Result<std::unique_ptr<Model>> Model::load(const std::filesystem::path& dir, con
     return Status(s.code(), s.message() + " (the model's input is the " + (pipeline ? "pipeline's " : "schema's ") +
                                 std::to_string(width) + " columns)");
   }
-  return assemble(std::move(schema).value(), std::move(pipeline), std::move(chain).value());
+  return assemble(std::move(schema).value(), std::move(pipeline), std::move(chain).value(), options);
 }
 
-Result<std::unique_ptr<Model>> Model::load(const std::filesystem::path& dir) { return load(dir, ModelOptions{}); }
+Result<std::unique_ptr<Model>> Model::assemble(Schema schema, std::optional<Pipeline> pipeline,
+                                              std::unique_ptr<FallbackChain> chain) {
+  const ModelOptions defaults;
+  return assemble(std::move(schema), std::move(pipeline), std::move(chain), defaults);
+}
+
+Result<std::unique_ptr<Model>> Model::load(const std::filesystem::path& dir) {
+  const ModelOptions defaults;
+  return load(dir, defaults);
+}
 
 Status Model::predict(std::string_view json, Prediction& prediction, const PredictOptions& options) const {
-  return impl_->predict_one(prediction, options, [&](detail::Scratch& s, ValidationReport& report) {
-    return impl_->schema.validate_into(json, s.parser, s.row, report);
+  return detail::guarded("predict", [&] {
+    return impl_->predict_one(prediction, options, [&](detail::Scratch& s, ValidationReport& report) {
+      return impl_->schema.validate_into(json, s.parser, s.row, report);
+    });
   });
 }
 
 Status Model::predict(const Record& record, Prediction& prediction, const PredictOptions& options) const {
-  return impl_->predict_one(prediction, options, [&](detail::Scratch& s, ValidationReport& report) {
-    return impl_->schema.validate_into(record, s.row, report);
+  return detail::guarded("predict", [&] {
+    return impl_->predict_one(prediction, options, [&](detail::Scratch& s, ValidationReport& report) {
+      return impl_->schema.validate_into(record, s.row, report);
+    });
   });
 }
 
@@ -215,79 +485,74 @@ Result<Prediction> Model::predict(const Record& record, const PredictOptions& op
   return p;
 }
 
+Status Model::prepare(std::span<const std::string_view> records, PreparedBatch& prepared,
+                      const PredictOptions& options) const {
+  return detail::guarded("prepare", [&] {
+    impl_->requests.fetch_add(records.size(), std::memory_order_relaxed);
+    auto lease = impl_->scratch.take();
+    return impl_->prepare(records, prepared, options, lease->parser);
+  });
+}
+
+Status Model::execute(const Tensor& inputs, BatchPrediction& prediction, const PredictOptions& options) const {
+  return detail::guarded("execute", [&] {
+    const auto start = std::chrono::steady_clock::now();
+    const std::uint64_t id = impl_->requests.fetch_add(1, std::memory_order_relaxed) + 1;
+    Status st = impl_->execute(inputs, prediction, options);
+    impl_->stamp(prediction, id, start);
+    return st;
+  });
+}
+
 Status Model::predict_batch(std::span<const std::string_view> records, BatchPrediction& prediction,
                             const PredictOptions& options) const {
-  const auto start = std::chrono::steady_clock::now();
-  auto& m = *impl_;
-  m.requests.fetch_add(records.size(), std::memory_order_relaxed);
-  prediction.source_index.clear();
-  auto lease = m.lease();
-  auto& s = *lease;
-  Status st = m.schema.validate_batch(records, s.parser, s.batch, prediction.validation, BatchPolicy::kSkipInvalid);
-  (void)st;  // under kSkipInvalid, bad records are in the report
-  const FeatureBatch& batch = s.batch;
-  s.features.resize(batch.rows * m.width);
-  std::size_t rows = 0;
-  if (!m.pipeline) {  // the features are the model's input
-    std::copy(batch.values.begin(), batch.values.end(), s.features.begin());
-    rows = batch.rows;
-    prediction.source_index = batch.source_index;
-  } else if (m.pipeline->transform_batch(batch, s.features).ok()) {
-    rows = batch.rows;
-    prediction.source_index = batch.source_index;
-  } else {
-    // Row by row, so that a row preprocessing refuses is reported and left out.
-    FeatureRow row;
-    for (std::size_t r = 0; r < batch.rows; ++r) {
-      row.values.assign(batch.values.begin() + static_cast<std::ptrdiff_t>(r * batch.cols),
-                        batch.values.begin() + static_cast<std::ptrdiff_t>((r + 1) * batch.cols));
-      row.text.assign(batch.text.begin() + static_cast<std::ptrdiff_t>(r * batch.cols),
-                      batch.text.begin() + static_cast<std::ptrdiff_t>((r + 1) * batch.cols));
-      Status t = m.features_of(row, std::span<float>(s.features).subspan(rows * m.width, m.width));
-      if (t.ok()) {
-        prediction.source_index.push_back(batch.source_index[r]);
-        ++rows;
-        continue;
-      }
-      ValidationReport report;
-      report.add_error({"", "", "pipeline", t.message()}, 1);
-      auto& reports = prediction.validation.records;
-      const auto same = std::find_if(reports.begin(), reports.end(),
-                                     [&](const auto& e) { return e.first == batch.source_index[r]; });
-      if (same != reports.end()) {  // it was valid but flagged: now it is invalid instead
-        --prediction.validation.flagged;
-        same->second = std::move(report);
-      } else {
-        reports.emplace_back(batch.source_index[r], std::move(report));
-      }
-      --prediction.validation.valid;
-      ++prediction.validation.invalid;
+  return detail::guarded("predict_batch", [&] {
+    const auto start = std::chrono::steady_clock::now();
+    auto& m = *impl_;
+    const std::uint64_t id = m.requests.fetch_add(records.size(), std::memory_order_relaxed) + 1;
+    auto lease = m.scratch.take();
+    PreparedBatch& prepared = lease->prepared;
+    Status st = m.prepare(records, prepared, options, lease->parser);
+    prediction.validation = prepared.validation;
+    prediction.source_index = prepared.source_index;
+    Tensor input;
+    if (st.ok()) {
+      auto view = prepared.input_tensor();
+      if (!view.ok()) return view.status();
+      input = std::move(view).value();
+      st = m.execute(input, prediction, options);
+    } else {
+      prediction.outputs.clear();
+      prediction.skipped.clear();
+      prediction.needs_review.clear();
+      prediction.served_by.clear();
+      prediction.rows.clear();
+      prediction.failed_rows = 0;
     }
-    std::sort(prediction.validation.records.begin(), prediction.validation.records.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
-  }
-  m.invalid.fetch_add(prediction.validation.invalid, std::memory_order_relaxed);
-  m.flagged.fetch_add(prediction.validation.flagged, std::memory_order_relaxed);
-  if (rows == 0) {
-    prediction.outputs = NamedTensors();
-    prediction.skipped.clear();
-    prediction.needs_review.clear();
-    prediction.served_by = {};
-    prediction.latency = std::chrono::steady_clock::now() - start;
-    return invalid_argument("none of the " + std::to_string(records.size()) + " records is valid");
-  }
-  auto features = Tensor::view(std::span<float>(s.features).first(rows * m.width),
-                               {static_cast<std::int64_t>(rows), static_cast<std::int64_t>(m.width)});
-  if (!features.ok()) return features.status();
-  st = m.chain->run(*features, prediction, RunOptions{options.budget});
-  if (!st.ok()) m.failed.fetch_add(1, std::memory_order_relaxed);
-  prediction.latency = std::chrono::steady_clock::now() - start;
-  return st;
+    m.stamp(prediction, id, start);
+    if (!m.observers.empty()) {
+      RequestEvent e;
+      e.request_id = id;
+      e.model_name = m.name;
+      e.model_version = m.version;
+      e.batch_features = &prepared.features;
+      e.model_input = std::move(input);
+      e.result = &prediction;
+      e.batch_validation = &prediction.validation;
+      e.latency = prediction.latency;
+      e.status = st;
+      m.notify(e);
+    }
+    return st;
+  });
 }
 
 const Schema& Model::schema() const noexcept { return impl_->schema; }
 const Pipeline* Model::pipeline() const noexcept { return impl_->pipeline ? &*impl_->pipeline : nullptr; }
 const FallbackChain& Model::chain() const noexcept { return *impl_->chain; }
+std::size_t Model::input_width() const noexcept { return impl_->width; }
+const std::string& Model::name() const noexcept { return impl_->name; }
+const std::string& Model::version() const noexcept { return impl_->version; }
 
 ModelCounters Model::counters() const {
   ModelCounters c;
@@ -295,6 +560,7 @@ ModelCounters Model::counters() const {
   c.invalid = impl_->invalid.load();
   c.flagged = impl_->flagged.load();
   c.failed = impl_->failed.load();
+  c.observer_errors = impl_->observer_errors.load();
   c.needs_review = impl_->chain->needs_review_count();
   c.stages = impl_->chain->counters();
   return c;

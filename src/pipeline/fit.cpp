@@ -22,6 +22,7 @@ struct Column {
   std::string name;
   bool text = false;
   std::vector<double> numbers;
+  std::vector<std::int64_t> integers;  // each number's exact integer, or kNotInteger
   std::vector<std::string> strings;
   std::vector<bool> missing;  // for strings
 };
@@ -92,6 +93,7 @@ double zero_to_one(double scale) { return scale < 10 * DBL_EPSILON ? 1.0 : scale
 std::string category_name(const Json& c) {
   if (c.is_null()) return "None";
   if (c.is_string()) return c.get<std::string>();
+  if (c.is_number_integer()) return c.dump();  // exact, past 2^53 too
   const double x = c.get<double>();
   if (x == std::floor(x) && std::abs(x) < 1e15) return std::to_string(static_cast<long long>(x));
   char buf[32];
@@ -310,14 +312,30 @@ Result<Json> fit_step(const Json& spec, std::vector<Column>& cols, std::vector<s
         v.erase(std::unique(v.begin(), v.end()), v.end());
         for (auto& s : v) cats.push_back(s);
       } else {
+        // Integers that a double cannot hold (IDs past 2^53) are categories as int64, as
+        // scikit-learn keeps them in an integer column.
+        bool wide = false;
+        for (std::size_t i = 0; i < c.numbers.size(); ++i) {
+          const std::int64_t n = c.integers[i];
+          wide = wide || (!std::isnan(c.numbers[i]) && n != kNotInteger &&
+                          n != static_cast<std::int64_t>(static_cast<double>(n)));
+        }
         std::vector<double> v;
-        for (double x : c.numbers) {
-          if (std::isnan(x)) any_missing = true;
-          else v.push_back(x);
+        std::vector<std::int64_t> ints;
+        for (std::size_t i = 0; i < c.numbers.size(); ++i) {
+          if (std::isnan(c.numbers[i])) any_missing = true;
+          else if (wide && c.integers[i] != kNotInteger) ints.push_back(c.integers[i]);
+          else v.push_back(c.numbers[i]);
+        }
+        if (wide && !v.empty()) {
+          return invalid_argument(at + ": column '" + c.name + "' mixes integers past 2^53 with fractions");
         }
         std::sort(v.begin(), v.end());
         v.erase(std::unique(v.begin(), v.end()), v.end());
+        std::sort(ints.begin(), ints.end());
+        ints.erase(std::unique(ints.begin(), ints.end()), ints.end());
         for (double x : v) cats.push_back(x);
+        for (std::int64_t x : ints) cats.push_back(x);
       }
       if (any_missing && given.is_null()) cats.push_back(nullptr);
       if (cats.empty()) return invalid_argument(at + ": column '" + c.name + "' has no values to fit on");
@@ -430,12 +448,14 @@ Result<Pipeline> Pipeline::fit(std::string_view spec_json, const FeatureBatch& r
     c.name = inputs[i].at("name").get<std::string>();
     c.text = inputs[i].value("kind", "number") == "string";
     for (std::size_t r = 0; r < rows.rows; ++r) {
-      const float v = rows.values[r * rows.cols + i];
+      const double v = rows.values[r * rows.cols + i];
       if (c.text) {
         c.missing.push_back(std::isnan(v));
         c.strings.push_back(std::isnan(v) ? std::string() : rows.text[r * rows.cols + i]);
       } else {
-        c.numbers.push_back(static_cast<double>(v));
+        c.numbers.push_back(v);
+        c.integers.push_back(rows.integers.size() == rows.values.size() ? rows.integers[r * rows.cols + i]
+                                                                       : exact_integer(v));
       }
     }
     return c;

@@ -45,13 +45,15 @@ struct Categories {
   bool numeric = false;
   std::vector<std::string> names;
   std::vector<double> numbers;
+  std::vector<std::int64_t> integers;  // each number as an exact integer, or kNotInteger
   std::unordered_map<std::string, int, TextHash, std::equal_to<>> by_name;
   int missing_index = -1;
   std::size_t size() const { return numeric ? numbers.size() + (missing_index >= 0) : names.size() + (missing_index >= 0); }
-  // Index of a present value, or -1.
-  int find(double x) const {
+  // Index of a present value, or -1. An integer value (`exact` is not kNotInteger) is
+  // matched exactly, as int64, so IDs above 2^53 never collide.
+  int find(double x, std::int64_t exact) const {
     for (std::size_t i = 0; i < numbers.size(); ++i) {
-      if (numbers[i] == x) return static_cast<int>(i);
+      if (exact != kNotInteger ? integers[i] == exact : numbers[i] == x) return static_cast<int>(i);
     }
     return -1;
   }
@@ -71,6 +73,7 @@ struct ColumnPlan {
   // imputation of a missing value
   bool impute = false;
   double fill_number = 0.0;
+  std::int64_t fill_integer = kNotInteger;  // fill_number exactly, when it is an integer
   std::string fill_text;
   std::vector<Op> ops;  // numeric elementwise steps, in order
   Encoder encoder = Encoder::kNone;
@@ -118,6 +121,17 @@ Result<std::vector<double>> numbers(const Json& step, const char* field, std::si
   return out;
 }
 
+// A JSON number as an exact int64 (an integer literal in range, or an integral float),
+// else kNotInteger.
+std::int64_t exact_json_integer(const Json& v) {
+  if (v.is_number_integer() && !v.is_number_unsigned()) return v.get<std::int64_t>();
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<std::uint64_t>();
+    return u <= static_cast<std::uint64_t>(INT64_MAX) ? static_cast<std::int64_t>(u) : kNotInteger;
+  }
+  return exact_integer(v.get<double>());
+}
+
 Result<std::string> text_field(const Json& step, const char* field, const std::string& at,
                                std::initializer_list<const char*> allowed) {
   if (!step.contains(field) || !step.at(field).is_string()) {
@@ -145,6 +159,7 @@ Status load_categories(const Json& list, ColumnPlan& col, const std::string& at)
     if (c.is_number()) {
       any_number = true;
       col.categories.numbers.push_back(c.get<double>());
+      col.categories.integers.push_back(exact_json_integer(c));
     } else if (c.is_string()) {
       any_string = true;
       const auto idx = static_cast<int>(col.categories.names.size());
@@ -192,6 +207,7 @@ Status load_step(const Json& step, std::size_t index, const std::string& transfo
       } else {
         if (!f.is_number()) return invalid_argument(at + ": the fill value of column '" + c.name + "' must be a number");
         c.fill_number = f.get<double>();
+        c.fill_integer = exact_json_integer(f);
       }
       c.impute = true;
     }
@@ -347,14 +363,16 @@ using detail::Encoder;
 
 // One row's cells: a view of a FeatureRow or of one row of a FeatureBatch.
 struct Cells {
-  const float* values;
+  const double* values;
+  const std::int64_t* integers;  // nullptr: derive them from `values`
   const std::string* text;
 };
 
 std::string cell_text(Cells row, const ColumnPlan& c) {
   if (c.text) return "'" + row.text[c.input] + "'";
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.17g", static_cast<double>(row.values[c.input]));
+  if (row.integers != nullptr && row.integers[c.input] != kNotInteger) return std::to_string(row.integers[c.input]);
+  std::snprintf(buf, sizeof buf, "%.17g", row.values[c.input]);
   return buf;
 }
 
@@ -372,21 +390,28 @@ double apply_ops(const ColumnPlan& c, double x) {
   return x;
 }
 
-Status transform_column(const ColumnPlan& c, Cells row, float* out) {
+Status transform_column(const ColumnPlan& c, Cells row, double* out) {
   const double raw = row.values[c.input];
   bool missing = std::isnan(raw);
   double x = raw;
+  std::int64_t exact = kNotInteger;
   std::string_view s;
   if (c.text && !missing) s = row.text[c.input];
+  if (!missing && !c.text && c.encoder != Encoder::kNone) {
+    exact = row.integers != nullptr ? row.integers[c.input] : exact_integer(x);
+  }
   if (missing && c.impute) {
     missing = false;
-    if (c.text) s = c.fill_text;
-    else x = c.fill_number;
+    if (c.text) {
+      s = c.fill_text;
+    } else {
+      x = c.fill_number;
+      exact = c.fill_integer;
+    }
   }
   if (c.encoder == Encoder::kNone) {
     if (missing) return invalid_argument("column '" + c.name + "': missing value, and no imputer covers it");
-    x = apply_ops(c, x);
-    out[0] = static_cast<float>(x);
+    out[0] = apply_ops(c, x);
     return {};
   }
   if (c.encoder == Encoder::kBins) {
@@ -396,29 +421,29 @@ Status transform_column(const ColumnPlan& c, Cells row, float* out) {
     const auto bin = static_cast<std::size_t>(
         std::upper_bound(c.inner_edges.begin(), c.inner_edges.end(), x) - c.inner_edges.begin());
     if (!c.bins_onehot) {
-      out[0] = static_cast<float>(bin);
+      out[0] = static_cast<double>(bin);
     } else {
-      std::fill(out, out + c.width, 0.0f);
-      out[bin] = 1.0f;
+      std::fill(out, out + c.width, 0.0);
+      out[bin] = 1.0;
     }
     return {};
   }
   int idx;
   if (missing) idx = c.categories.missing_index;
-  else idx = c.text ? c.categories.find(s) : c.categories.find(x);
+  else idx = c.text ? c.categories.find(s) : c.categories.find(x, exact);
   if (c.encoder == Encoder::kOrdinal) {
     if (idx >= 0 && idx != c.categories.missing_index) {
-      out[0] = static_cast<float>(idx);
+      out[0] = static_cast<double>(idx);
     } else if (missing) {
-      out[0] = static_cast<float>(c.encoded_missing);
+      out[0] = c.encoded_missing;
     } else if (c.has_unknown_value) {
-      out[0] = static_cast<float>(c.unknown_value);
+      out[0] = c.unknown_value;
     } else {
       return invalid_argument("column '" + c.name + "': unknown category " + cell_text(row, c));
     }
     return {};
   }
-  std::fill(out, out + c.width, 0.0f);
+  std::fill(out, out + c.width, 0.0);
   if (idx < 0) {
     if (c.ignore_unknown) return {};
     return invalid_argument("column '" + c.name + "': " +
@@ -426,7 +451,7 @@ Status transform_column(const ColumnPlan& c, Cells row, float* out) {
                                      : "unknown category " + cell_text(row, c)));
   }
   if (idx == c.drop) return {};
-  out[idx - (c.drop >= 0 && idx > c.drop ? 1 : 0)] = 1.0f;
+  out[idx - (c.drop >= 0 && idx > c.drop ? 1 : 0)] = 1.0;
   return {};
 }
 
@@ -580,24 +605,25 @@ Status Pipeline::check_inputs(const Schema& schema) const {
   return {};
 }
 
-Status Pipeline::transform(const FeatureRow& row, std::span<float> out) const {
+Status Pipeline::transform(const FeatureRow& row, std::span<double> out) const {
   const auto& impl = *impl_;
   if (row.values.size() != impl.inputs.size() || row.text.size() != impl.inputs.size()) {
     return invalid_argument("row has " + std::to_string(row.values.size()) + " columns, the pipeline takes " +
                             std::to_string(impl.inputs.size()));
   }
   if (out.size() != impl.outputs.size()) {
-    return invalid_argument("output buffer holds " + std::to_string(out.size()) + " floats, the pipeline writes " +
+    return invalid_argument("output buffer holds " + std::to_string(out.size()) + " values, the pipeline writes " +
                             std::to_string(impl.outputs.size()));
   }
-  const Cells cells{row.values.data(), row.text.data()};
+  const Cells cells{row.values.data(), row.integers.size() == row.values.size() ? row.integers.data() : nullptr,
+                    row.text.data()};
   for (const ColumnPlan& c : impl.columns) {
     EMBER_RETURN_IF_ERROR(transform_column(c, cells, out.data() + c.out));
   }
   return {};
 }
 
-Status Pipeline::transform_batch(const FeatureBatch& batch, std::span<float> out) const {
+Status Pipeline::transform_batch(const FeatureBatch& batch, std::span<double> out) const {
   const std::size_t width = output_width();
   if (batch.cols != impl_->inputs.size()) {
     return invalid_argument("batch has " + std::to_string(batch.cols) + " columns, the pipeline takes " +
@@ -607,8 +633,10 @@ Status Pipeline::transform_batch(const FeatureBatch& batch, std::span<float> out
   if (batch.values.size() < batch.rows * batch.cols || batch.text.size() < batch.rows * batch.cols) {
     return invalid_argument("batch holds fewer cells than rows x cols");
   }
+  const bool exact = batch.integers.size() >= batch.rows * batch.cols;
   for (std::size_t r = 0; r < batch.rows; ++r) {
-    const Cells cells{batch.values.data() + r * batch.cols, batch.text.data() + r * batch.cols};
+    const Cells cells{batch.values.data() + r * batch.cols, exact ? batch.integers.data() + r * batch.cols : nullptr,
+                      batch.text.data() + r * batch.cols};
     for (const ColumnPlan& c : impl_->columns) {
       Status s = transform_column(c, cells, out.data() + r * width + c.out);
       if (!s.ok()) return s.with_context("row " + std::to_string(r));

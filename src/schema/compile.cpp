@@ -70,8 +70,23 @@ class Compiler {
  public:
   Compiler(const Json& root, SchemaImpl& impl) : root_(root), impl_(impl) {}
 
+  // How deep compile() may recurse: document nesting plus $refs followed into schemas
+  // not yet compiled. Deeper is refused instead of exhausting the stack.
+  static constexpr int kMaxCompileDepth = 256;
+
   Result<const Node*> compile(const Json& j, const std::string& path) {
     if (auto it = memo_.find(path); it != memo_.end()) return it->second;
+    if (depth_ >= kMaxCompileDepth) {
+      return bad(path, "schemas nest (through $ref) more than " + std::to_string(kMaxCompileDepth) + " levels deep");
+    }
+    ++depth_;
+    auto node = compile_new(j, path);
+    --depth_;
+    return node;
+  }
+
+ private:
+  Result<const Node*> compile_new(const Json& j, const std::string& path) {
     Node& node = impl_.nodes.emplace_back();
     node.path = path;
     memo_[path] = &node;
@@ -96,29 +111,63 @@ class Compiler {
     return &node;
   }
 
-  // Every same-instance edge ($ref, allOf, anyOf, oneOf, not) must not form a cycle:
-  // such a cycle would validate forever without reaching the record's content.
+
+ public:
+  // Same-instance edges ($ref, allOf, anyOf, oneOf, not) must not form a cycle: such a
+  // cycle would validate forever without reaching the record's content. Their chains
+  // must also be short, since validation follows them one call deeper each: measured
+  // without recursion (a depth-first walk on an explicit stack).
+  static constexpr std::size_t kMaxChain = 32;
   Status check_cycles() {
-    std::unordered_map<const Node*, int> state;  // 1 visiting, 2 done
-    std::function<Status(const Node*)> visit = [&](const Node* n) -> Status {
-      auto& s = state[n];
-      if (s == 2) return {};
-      if (s == 1) return invalid_argument("schema: circular $ref at " + pretty(n->path) + " never reaches the record");
-      s = 1;
+    std::unordered_map<const Node*, std::pair<int, std::size_t>> state;  // 1 visiting, 2 done; chain length
+    const auto next_of = [](const Node* n) {
       std::vector<const Node*> next(n->all_of);
       next.insert(next.end(), n->any_of.begin(), n->any_of.end());
       next.insert(next.end(), n->one_of.begin(), n->one_of.end());
       if (n->ref) next.push_back(n->ref);
       if (n->not_node) next.push_back(n->not_node);
-      for (const Node* m : next) EMBER_RETURN_IF_ERROR(visit(m));
-      state[n] = 2;
-      return {};
+      return next;
     };
-    for (const Node& n : impl_.nodes) EMBER_RETURN_IF_ERROR(visit(&n));
+    struct Frame {
+      const Node* node;
+      std::vector<const Node*> next;
+      std::size_t i = 0;
+    };
+    for (const Node& start : impl_.nodes) {
+      if (state[&start].first == 2) continue;
+      std::vector<Frame> stack;
+      state[&start].first = 1;
+      stack.push_back({&start, next_of(&start)});
+      while (!stack.empty()) {
+        Frame& f = stack.back();
+        if (f.i < f.next.size()) {
+          const Node* m = f.next[f.i++];
+          auto& s = state[m];
+          if (s.first == 1) {
+            return invalid_argument("schema: circular $ref at " + pretty(m->path) + " never reaches the record");
+          }
+          if (s.first == 0) {
+            s.first = 1;
+            stack.push_back({m, next_of(m)});
+          }
+          continue;
+        }
+        std::size_t longest = 0;
+        for (const Node* m : f.next) longest = std::max(longest, state[m].second);
+        auto& s = state[f.node];
+        s = {2, longest + 1};
+        if (s.second > kMaxChain) {
+          return invalid_argument("schema: " + pretty(f.node->path) + " starts a chain of more than " +
+                                  std::to_string(kMaxChain) + " $ref/allOf/anyOf/oneOf/not links");
+        }
+        stack.pop_back();
+      }
+    }
     return {};
   }
 
  private:
+  int depth_ = 0;
   static std::string pretty(const std::string& path) { return path.empty() ? "/" : path; }
   static Status bad(const std::string& path, const std::string& what) {
     return invalid_argument("schema: " + pretty(path) + ": " + what);

@@ -9,7 +9,8 @@
 #include <set>
 #include <sstream>
 #include <system_error>
-#include <thread>
+#include <condition_variable>
+#include <mutex>
 
 #include "core/files.hpp"
 #include "json_internal.hpp"
@@ -19,9 +20,10 @@ namespace ember {
 namespace detail {
 namespace {
 
-constexpr float kMissing = std::numeric_limits<float>::quiet_NaN();
+constexpr double kMissing = std::numeric_limits<double>::quiet_NaN();
 
 // ---- instances -------------------------------------------------------------------
+
 
 struct SimdValue {
   explicit SimdValue(simdjson::dom::element element) noexcept : e(element), t(json_type_of(element)) {}
@@ -47,6 +49,17 @@ struct SimdValue {
       case JsonType::kInt64: return static_cast<double>(e.get_int64().value_unsafe());
       case JsonType::kUint64: return static_cast<double>(e.get_uint64().value_unsafe());
       default: return e.get_double().value_unsafe();
+    }
+  }
+  // The exact integer, or kNotInteger.
+  std::int64_t as_exact_integer() const noexcept {
+    switch (t) {
+      case JsonType::kInt64: return e.get_int64().value_unsafe();
+      case JsonType::kUint64: {
+        const std::uint64_t u = e.get_uint64().value_unsafe();
+        return u <= static_cast<std::uint64_t>(INT64_MAX) ? static_cast<std::int64_t>(u) : kNotInteger;
+      }
+      default: return exact_integer(e.get_double().value_unsafe());
     }
   }
   std::string_view as_string() const noexcept { return e.get_string().value_unsafe(); }
@@ -127,6 +140,9 @@ struct ScalarValue {
   bool as_bool() const noexcept { return std::get<bool>(*v); }
   double as_double() const noexcept {
     return v->index() == 2 ? static_cast<double>(std::get<std::int64_t>(*v)) : std::get<double>(*v);
+  }
+  std::int64_t as_exact_integer() const noexcept {
+    return v->index() == 2 ? std::get<std::int64_t>(*v) : exact_integer(std::get<double>(*v));
   }
   std::string_view as_string() const noexcept { return std::get<std::string>(*v); }
   template <typename F>
@@ -290,7 +306,8 @@ struct Segment {
 // nothing unless it reports an error.
 // Where a walk writes features: one row's slots, in a FeatureRow or a FeatureBatch.
 struct RowOut {
-  float* values = nullptr;
+  double* values = nullptr;
+  std::int64_t* integers = nullptr;
   std::string* text = nullptr;
 };
 
@@ -797,14 +814,15 @@ class Walker {
   void write(std::size_t f, const V& v, std::vector<std::uint32_t>* deferred = nullptr) {
     if (row_.values == nullptr) return;
     const FeatureSpec& spec = s_.features[f];
-    float& slot = row_.values[f];
+    double& slot = row_.values[f];
     const JsonType t = v.type();
     switch (spec.kind) {
       case FeatureKind::kNumber:
       case FeatureKind::kInteger:
         if (is_number(v)) {
           const double x = v.as_double();
-          slot = static_cast<float>(x);
+          slot = x;
+          row_.integers[f] = v.as_exact_integer();
           if ((spec.training_min && x < *spec.training_min) || (spec.training_max && x > *spec.training_max)) {
             if (deferred != nullptr) deferred->push_back(static_cast<std::uint32_t>(f));
             else note_flag(f);
@@ -812,14 +830,17 @@ class Walker {
         }
         return;
       case FeatureKind::kBoolean:
-        if (t == JsonType::kBool) slot = v.as_bool() ? 1.0f : 0.0f;
+        if (t == JsonType::kBool) {
+          slot = v.as_bool() ? 1.0 : 0.0;
+          row_.integers[f] = v.as_bool() ? 1 : 0;
+        }
         return;
       case FeatureKind::kCategory:
         if (t == JsonType::kString) {
           const std::string_view s = v.as_string();
           for (std::size_t i = 0; i < spec.categories.size(); ++i) {
             if (spec.categories[i] == s) {
-              slot = static_cast<float>(i);
+              slot = static_cast<double>(i);
               break;
             }
           }
@@ -829,7 +850,7 @@ class Walker {
       case FeatureKind::kText:
         if (t == JsonType::kString) {
           const std::string_view s = v.as_string();
-          slot = 0.0f;
+          slot = 0.0;
           row_.text[f].assign(s.data(), s.size());
         }
         return;
@@ -853,8 +874,9 @@ void reset_slots(const SchemaImpl& s, RowOut out) {
 RowOut reset_row(const SchemaImpl& s, FeatureRow& row) {
   const std::size_t n = s.features.size();
   row.values.resize(n);
+  row.integers.resize(n);
   row.text.resize(n);
-  const RowOut out{row.values.data(), row.text.data()};
+  const RowOut out{row.values.data(), row.integers.data(), row.text.data()};
   reset_slots(s, out);
   return out;
 }
@@ -1034,13 +1056,14 @@ namespace {
 // `source_index` and `report`, whose indices are positions among all the records.
 // Returns the number of rows written.
 std::size_t validate_part(const SchemaImpl& impl, std::span<const std::string_view> records, std::size_t first,
-                          std::size_t last, JsonParser& parser, float* values, std::string* text,
+                          std::size_t last, JsonParser& parser, double* values, std::int64_t* integers,
+                          std::string* text,
                           std::vector<std::size_t>& source_index, BatchReport& report) {
   const std::size_t cols = impl.features.size();
   std::size_t rows = 0;
   ValidationReport one;
   for (std::size_t i = first; i < last; ++i) {
-    const RowOut out{values + rows * cols, text + rows * cols};
+    const RowOut out{values + rows * cols, integers + rows * cols, text + rows * cols};
     reset_slots(impl, out);
     one.clear();
     Status s;
@@ -1069,6 +1092,7 @@ std::size_t validate_part(const SchemaImpl& impl, std::span<const std::string_vi
 
 // What a thread other than the caller's found in its part of a batch.
 struct Part {
+  bool failed = false;  // it threw (out of memory)
   std::size_t first = 0;  // its records start here, and so do its rows in the matrix
   std::size_t rows = 0;
   std::vector<std::size_t> source_index;
@@ -1091,41 +1115,77 @@ Status Schema::validate_batch(std::span<const std::string_view> records, JsonPar
                               BatchReport& report, const BatchOptions& options) const {
   const std::size_t n = records.size();
   const std::size_t cols = impl_->features.size();
-  std::size_t threads = options.threads == 0 ? std::max(1U, std::thread::hardware_concurrency()) : options.threads;
+  std::size_t threads = options.executor == nullptr ? 1
+                        : options.threads == 0     ? options.executor->concurrency() + 1
+                                                   : options.threads;
   threads = std::max<std::size_t>(1, std::min(threads, n / detail::kMinRecordsPerThread));
   const std::size_t chunk = (n + threads - 1) / threads;
-  // Every thread writes its rows where its records start; rows are closed up afterwards.
+  // Every part writes its rows where its records start; rows are closed up afterwards.
   batch.cols = cols;
   batch.values.resize(n * cols);
+  batch.integers.resize(n * cols);
   batch.text.resize(n * cols);
   batch.source_index.clear();
   report = BatchReport{};
   std::vector<detail::Part> parts(threads - 1);
-  std::vector<std::thread> workers;
-  workers.reserve(parts.size());
+  // Parts posted to the executor; the caller waits for them before it closes up.
+  std::mutex mutex;
+  std::condition_variable done;
+  std::size_t pending = 0;
   for (std::size_t t = 0; t < parts.size(); ++t) {
     detail::Part& part = parts[t];
     part.first = (t + 1) * chunk;
     const std::size_t last = std::min(n, part.first + chunk);
     auto work = [this, records, last, &parser, &part, &batch, cols] {
       JsonParser own(parser.limits());
-      part.rows = detail::validate_part(*impl_, records, part.first, last, own,
-                                        batch.values.data() + part.first * cols, batch.text.data() + part.first * cols,
-                                        part.source_index, part.report);
+      part.rows = detail::validate_part(*impl_, records, part.first, last, own, batch.values.data() + part.first * cols,
+                                        batch.integers.data() + part.first * cols,
+                                        batch.text.data() + part.first * cols, part.source_index, part.report);
     };
+    bool posted = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      ++pending;
+    }
     try {
-      workers.emplace_back(work);
-    } catch (const std::system_error&) {  // no thread to be had: do that part here
+      posted = options.executor->post([&, work] {
+        try {
+          work();
+        } catch (...) {  // out of memory in a part: its records count as invalid below
+          part.failed = true;
+        }
+        std::lock_guard<std::mutex> lock(mutex);
+        if (--pending == 0) done.notify_all();
+      });
+    } catch (...) {  // the host's post() threw: do the part here
+    }
+    if (!posted) {
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        --pending;
+      }
       work();
     }
   }
+  const auto wait_for_parts = [&] {
+    std::unique_lock<std::mutex> lock(mutex);
+    done.wait(lock, [&] { return pending == 0; });
+  };
+  try {
   batch.rows = detail::validate_part(*impl_, records, 0, std::min(n, chunk), parser, batch.values.data(),
-                                     batch.text.data(), batch.source_index, report);
-  for (auto& w : workers) w.join();
+                                     batch.integers.data(), batch.text.data(), batch.source_index, report);
+  } catch (...) {
+    wait_for_parts();  // the parts use this frame: they must end before it unwinds
+    throw;
+  }
+  wait_for_parts();
   for (auto& part : parts) {
+    if (part.failed) return resource_exhausted("validate_batch: out of memory in a part of the batch");
     if (part.first != batch.rows) {  // close the gap left by invalid records before it
       std::copy_n(batch.values.begin() + static_cast<std::ptrdiff_t>(part.first * cols), part.rows * cols,
                   batch.values.begin() + static_cast<std::ptrdiff_t>(batch.rows * cols));
+      std::copy_n(batch.integers.begin() + static_cast<std::ptrdiff_t>(part.first * cols), part.rows * cols,
+                  batch.integers.begin() + static_cast<std::ptrdiff_t>(batch.rows * cols));
       std::move(batch.text.begin() + static_cast<std::ptrdiff_t>(part.first * cols),
                 batch.text.begin() + static_cast<std::ptrdiff_t>((part.first + part.rows) * cols),
                 batch.text.begin() + static_cast<std::ptrdiff_t>(batch.rows * cols));
@@ -1139,6 +1199,7 @@ Status Schema::validate_batch(std::span<const std::string_view> records, JsonPar
                           std::make_move_iterator(part.report.records.end()));
   }
   batch.values.resize(batch.rows * cols);
+  batch.integers.resize(batch.rows * cols);
   batch.text.resize(batch.rows * cols);
   if (options.policy == BatchPolicy::kFailBatch && report.invalid > 0) {
     const auto& first = *std::find_if(report.records.begin(), report.records.end(),

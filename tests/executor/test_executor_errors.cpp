@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "ember/threads.hpp"
 #include "helpers.hpp"
 
 using ember::DType;
@@ -129,9 +130,8 @@ TEST_CASE("bad options are InvalidArgument", "[executor][errors]") {
   options.warmup_runs = -1;
   CHECK(TorchExecutor::load(model("mlp.pt"), options).status().code() == StatusCode::kInvalidArgument);
   options.warmup_runs = 0;
-  options.intra_op_threads = -4;
-  CHECK(TorchExecutor::load(model("mlp.pt"), options).status().code() == StatusCode::kInvalidArgument);
-  options.intra_op_threads = 0;
+  CHECK(ember::set_torch_threads(0).code() == StatusCode::kInvalidArgument);
+  CHECK(ember::set_torch_threads(-4).code() == StatusCode::kInvalidArgument);
   options.input_specs = {{DType::kFloat32, {1}}, {DType::kFloat32, {1}}};
   CHECK(TorchExecutor::load(model("mlp.pt"), options).status().code() == StatusCode::kInvalidArgument);
   options.input_specs.clear();

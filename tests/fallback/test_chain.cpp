@@ -45,9 +45,9 @@ class Answer final : public ember::Stage {
     if (width_ > 1) shape.push_back(width_);
     auto t = Tensor::zeros(ember::DType::kFloat32, shape);
     auto out = t->values<float>();
-    const auto in = features.values<float>();
+    const auto in = features.values<double>();
     for (std::size_t i = 0; i < out.size(); ++i) {
-      out[i] = value_ + in[(i / static_cast<std::size_t>(width_)) * kWidth];
+      out[i] = value_ + static_cast<float>(in[(i / static_cast<std::size_t>(width_)) * kWidth]);
     }
     ember::NamedTensors result;  // no Catch assertions here: stages run on worker threads
     EMBER_RETURN_IF_ERROR(result.add(name_, *t));
@@ -82,7 +82,7 @@ class Misshapen final : public ember::Stage {
 };
 
 // A rows x kWidth view of `data` (no Catch assertion: also used on other threads).
-Tensor rows(std::vector<float>& data) {
+Tensor rows(std::vector<double>& data) {
   return Tensor::view(data, {static_cast<std::int64_t>(data.size() / kWidth), static_cast<std::int64_t>(kWidth)})
       .value_or(Tensor());
 }
@@ -127,7 +127,7 @@ TEST_CASE("chain: a healthy primary serves, and nothing is skipped") {
   o.stages.push_back({"primary", primary});
   o.stages.push_back({"fallback", std::make_shared<Answer>(100)});
   auto chain = build(std::move(o));
-  std::vector<float> x{7, 0, 0};
+  std::vector<double> x{7, 0, 0};
   ChainResult r;
   REQUIRE(chain->run(rows(x), r).ok());
   CHECK(r.served_by == "primary");
@@ -148,7 +148,7 @@ TEST_CASE("chain: each trigger moves to the next stage and is reported with its 
                             Trigger{FaultKind::kNaN, StatusCode::kOutOfRange}}) {
     INFO(ember::fault_kind_name(kind));
     auto chain = two_stage(fault(kind));
-    std::vector<float> x{1, 2, 3};
+    std::vector<double> x{1, 2, 3};
     ChainResult r;
     REQUIRE(chain->run(rows(x), r).ok());
     CHECK(r.served_by == "fallback");
@@ -165,7 +165,7 @@ TEST_CASE("chain: each trigger moves to the next stage and is reported with its 
 
 TEST_CASE("chain: the exception's message is kept") {
   auto chain = two_stage(fault(FaultKind::kThrow));
-  std::vector<float> x{1, 2, 3};
+  std::vector<double> x{1, 2, 3};
   ChainResult r;
   REQUIRE(chain->run(rows(x), r).ok());
   CHECK_THAT(r.skipped[0].status.message(), Catch::Contains("the stage threw: injected fault: the model threw"));
@@ -176,7 +176,7 @@ TEST_CASE("chain: an answer of the wrong shape moves on; a compatible shape is r
   o.stages.push_back({"primary", std::make_shared<Misshapen>()});
   o.stages.push_back({"fallback", std::make_shared<Answer>(100)});
   auto chain = build(std::move(o));
-  std::vector<float> x{1, 2, 3, 4, 5, 6};
+  std::vector<double> x{1, 2, 3, 4, 5, 6};
   ChainResult r;
   REQUIRE(chain->run(rows(x), r).ok());
   CHECK(r.served_by == "fallback");
@@ -236,7 +236,7 @@ TEST_CASE("chain: a malformed input is InvalidArgument and reaches no stage") {
   auto stage = std::make_shared<Answer>(0);
   o.stages.push_back({"primary", stage});
   auto chain = build(std::move(o));
-  std::vector<float> wrong(4);
+  std::vector<double> wrong(4);
   auto t = Tensor::view(wrong, {1, 4});
   ChainResult r;
   CHECK(chain->run(*t, r).code() == StatusCode::kInvalidArgument);
@@ -249,7 +249,7 @@ TEST_CASE("chain: when every stage fails, the error lists every reason") {
   o.stages.push_back({"a", inject(std::make_shared<Answer>(0), fault(FaultKind::kError))});
   o.stages.push_back({"b", inject(std::make_shared<Answer>(0), fault(FaultKind::kOutOfMemory))});
   auto chain = build(std::move(o));
-  std::vector<float> x{1, 2, 3};
+  std::vector<double> x{1, 2, 3};
   ChainResult r;
   const auto s = chain->run(rows(x), r);
   CHECK(s.code() == StatusCode::kResourceExhausted);
@@ -265,8 +265,8 @@ TEST_CASE("chain: out of memory splits the batch when asked to") {
   o.stages.push_back({"primary", primary, ember::CircuitBreakerConfig{}, ember::OutOfMemoryPolicy::kSplitBatch});
   o.stages.push_back({"fallback", std::make_shared<Answer>(100)});
   auto chain = build(std::move(o));
-  std::vector<float> x;
-  for (int r = 0; r < 5; ++r) x.insert(x.end(), {static_cast<float>(r), 0, 0});
+  std::vector<double> x;
+  for (int r = 0; r < 5; ++r) x.insert(x.end(), {static_cast<double>(r), 0, 0});
   ChainResult result;
   REQUIRE(chain->run(rows(x), result).ok());
   CHECK(result.served_by == "primary");
@@ -282,7 +282,7 @@ TEST_CASE("chain: without a split, out of memory falls through") {
   FaultRule oom = fault(FaultKind::kOutOfMemory);
   oom.min_rows = 2;
   auto chain = two_stage(oom);
-  std::vector<float> x{1, 0, 0, 2, 0, 0};
+  std::vector<double> x{1, 0, 0, 2, 0, 0};
   ChainResult r;
   REQUIRE(chain->run(rows(x), r).ok());
   CHECK(r.served_by == "fallback");
@@ -308,7 +308,7 @@ TEST_CASE("chain: a breaker opens after failures, then skips the stage with kUna
                           std::string(ember::breaker_state_name(to)));
   };
   auto chain = build(std::move(o));
-  std::vector<float> x{1, 2, 3};
+  std::vector<double> x{1, 2, 3};
   ChainResult r;
   for (int i = 0; i < 4; ++i) REQUIRE(chain->run(rows(x), r).ok());
   CHECK(chain->breaker("primary")->state() == BreakerState::kOpen);
@@ -343,7 +343,7 @@ TEST_CASE("chain: slow calls, timed on the injectable clock, open the breaker") 
   o.stages.push_back({"primary", primary, b});
   o.stages.push_back({"fallback", std::make_shared<Answer>(100)});
   auto chain = build(std::move(o));
-  std::vector<float> x{1, 2, 3};
+  std::vector<double> x{1, 2, 3};
   ChainResult r;
   REQUIRE(chain->run(rows(x), r).ok());
   CHECK(r.served_by == "primary");  // slow, but it answered
@@ -361,7 +361,7 @@ TEST_CASE("chain: a hang never holds the request past its budget") {
   o.stages.push_back({"fallback", Answer::quick(100)});
   o.budget = 20ms;
   auto chain = build(std::move(o));
-  std::vector<float> x{1, 2, 3};
+  std::vector<double> x{1, 2, 3};
   ChainResult r;
   const auto start = std::chrono::steady_clock::now();
   REQUIRE(chain->run(rows(x), r).ok());
@@ -384,7 +384,7 @@ TEST_CASE("chain: a budget given per call overrides the chain's") {
   o.stages.push_back({"primary", primary});
   o.stages.push_back({"fallback", Answer::quick(100)});
   auto chain = build(std::move(o));  // no budget by default
-  std::vector<float> x{1, 2, 3};
+  std::vector<double> x{1, 2, 3};
   ChainResult r;
   REQUIRE(chain->run(rows(x), r, ember::RunOptions{10ms}).ok());
   CHECK(r.served_by == "fallback");
@@ -399,7 +399,7 @@ TEST_CASE("chain: the bulkhead caps abandoned calls; then the stage is skipped a
   o.budget = 5ms;
   o.max_abandoned = 2;
   auto chain = build(std::move(o));
-  std::vector<float> x{1, 2, 3};
+  std::vector<double> x{1, 2, 3};
   ChainResult r;
   for (int i = 0; i < 2; ++i) {
     REQUIRE(chain->run(rows(x), r).ok());
@@ -427,7 +427,7 @@ TEST_CASE("chain: a cache serves recent answers when the models before it fail, 
   o.stages.push_back({"cache", *cache, std::nullopt});
   o.stages.push_back({"default", *ember::make_default_stage({{"output", {-1}}}), std::nullopt});
   auto chain = build(std::move(o));
-  std::vector<float> a{1, 0, 0}, b{2, 0, 0}, c{3, 0, 0}, ab{1, 0, 0, 2, 0, 0};
+  std::vector<double> a{1, 0, 0}, b{2, 0, 0}, c{3, 0, 0}, ab{1, 0, 0, 2, 0, 0};
   ChainResult r;
   REQUIRE(chain->run(rows(a), r).ok());
   REQUIRE(chain->run(rows(b), r).ok());
@@ -456,7 +456,7 @@ TEST_CASE("cache: the least recently used row goes first; batches are all-or-not
     REQUIRE(out.add("output", *Tensor::from_values(std::vector<float>{v}, {1})).ok());
     return out;
   };
-  std::vector<float> a{1, 0, 0}, b{2, 0, 0}, c{3, 0, 0};
+  std::vector<double> a{1, 0, 0}, b{2, 0, 0}, c{3, 0, 0};
   (*cache)->observe(rows(a), answer(10));
   (*cache)->observe(rows(b), answer(20));
   CHECK((*cache)->run(rows(a)).ok());  // a is now more recent than b
@@ -465,7 +465,7 @@ TEST_CASE("cache: the least recently used row goes first; batches are all-or-not
   CHECK((*cache)->run(rows(c)).ok());
   auto miss = (*cache)->run(rows(b));
   CHECK(miss.status().code() == StatusCode::kNotFound);
-  std::vector<float> ab{1, 0, 0, 2, 0, 0};
+  std::vector<double> ab{1, 0, 0, 2, 0, 0};
   CHECK_THAT((*cache)->run(rows(ab)).status().message(), Catch::Contains("1 of 2 rows"));
   CHECK_FALSE(ember::make_cache_stage({0, 60s}).ok());
   CHECK_FALSE(ember::make_cache_stage({10, 0s}).ok());
@@ -479,7 +479,7 @@ TEST_CASE("chain: an answer that arrives after the deadline still fills the cach
   o.stages.push_back({"default", *ember::make_default_stage({{"output", {-1}}}), std::nullopt});
   o.budget = 10ms;
   auto chain = build(std::move(o));
-  std::vector<float> x{5, 0, 0};
+  std::vector<double> x{5, 0, 0};
   ChainResult r;
   REQUIRE(chain->run(rows(x), r).ok());
   CHECK(r.served_by == "default");
@@ -494,7 +494,7 @@ TEST_CASE("chain: low confidence still answers, flags the rows and counts them")
   o.stages.push_back({"primary", std::make_shared<Answer>(0)});  // P(positive) = the first feature
   o.confidence = ember::ConfidencePolicy{"output", 0.8};
   auto chain = build(std::move(o));
-  std::vector<float> x{0.95F, 0, 0, 0.5F, 0, 0, 0.1F, 0, 0, 0.25F, 0, 0};
+  std::vector<double> x{0.95F, 0, 0, 0.5F, 0, 0, 0.1F, 0, 0, 0.25F, 0, 0};
   ChainResult r;
   REQUIRE(chain->run(rows(x), r).ok());
   CHECK(r.needs_review == std::vector<std::uint32_t>{1, 3});  // top probabilities 0.95, 0.5, 0.9, 0.75
@@ -506,7 +506,7 @@ TEST_CASE("chain: confidence over class probabilities uses the top one") {
   o.stages.push_back({"primary", std::make_shared<Answer>(0, 3, "probs")});
   o.confidence = ember::ConfidencePolicy{"probs", 0.5};
   auto chain = build(std::move(o));
-  std::vector<float> x{0.4F, 0, 0, 0.6F, 0, 0};
+  std::vector<double> x{0.4F, 0, 0, 0.6F, 0, 0};
   ChainResult r;
   REQUIRE(chain->run(rows(x), r).ok());
   CHECK(r.needs_review == std::vector<std::uint32_t>{0});
@@ -524,7 +524,7 @@ TEST_CASE("chain: many threads at once, with faults on a probability, all get an
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
-      std::vector<float> x{static_cast<float>(t), 0, 0};
+      std::vector<double> x{static_cast<double>(t), 0, 0};
       ChainResult r;
       for (int i = 0; i < 500; ++i) {
         if (!chain->run(rows(x), r).ok()) {
@@ -566,7 +566,7 @@ TEST_CASE("fault rules: schedules and parsing") {
   // every=3 from call 2: calls 2, 5, 8 fail.
   auto every = ember::parse_fault_rule("error,first=2,every=3");
   auto injector = inject(std::make_shared<Answer>(0), *every);
-  std::vector<float> x{1, 2, 3};
+  std::vector<double> x{1, 2, 3};
   std::vector<int> failed;
   for (int call = 0; call < 9; ++call) {
     if (!injector->run(rows(x)).ok()) failed.push_back(call);
@@ -582,7 +582,7 @@ TEST_CASE("chain: past the deadline, slow stages are skipped and quick ones stil
   o.stages.push_back({"fallback", Answer::quick(100)});
   o.budget = 10ms;
   auto chain = build(std::move(o));
-  std::vector<float> x{1, 2, 3};
+  std::vector<double> x{1, 2, 3};
   ChainResult r;
   REQUIRE(chain->run(rows(x), r).ok());
   CHECK(r.served_by == "fallback");
@@ -624,7 +624,7 @@ TEST_CASE("chain: exceptions from a host's stage never leave the chain") {
   o.stages.push_back({"observer", std::make_shared<Throwing>(false)});  // observe() throws
   o.stages.push_back({"odd", std::make_shared<Throwing>(false)});
   auto chain = build(std::move(o));
-  std::vector<float> x{1, 2, 3};
+  std::vector<double> x{1, 2, 3};
   ChainResult r;
   REQUIRE(chain->run(rows(x), r).ok());  // observe() threw: the answer stands
   CHECK(r.served_by == "primary");

@@ -30,9 +30,9 @@ LinearModel load(const std::string& name) {
 // Evaluates every row of the case and compares with scikit-learn's `key`, within 1e-6
 // (absolute, plus 1e-6 relative for large regression targets).
 void check_parity(const LinearModel& model, const nlohmann::json& expected, LinearOutput output, const char* key) {
-  std::vector<float> x;
+  std::vector<double> x;
   for (const auto& row : expected.at("x")) {
-    for (const auto& v : row) x.push_back(static_cast<float>(v.get<double>()));  // exact: the values are float32
+    for (const auto& v : row) x.push_back(v.get<double>());
   }
   const std::size_t rows = expected.at("x").size();
   const std::size_t width = *model.output_width(output);
@@ -102,7 +102,7 @@ TEST_CASE("linear: one-vs-rest probabilities are the normalised sigmoids") {
   auto m = LinearModel::parse(R"({"format":"ember-linear","version":1,"estimator":"LogisticRegression",
     "coef":[[1,0],[0,1],[-1,-1]],"intercept":[0,0.5,0],"classes":["a","b","c"],"multi_class":"ovr"})");
   REQUIRE(m.ok());
-  std::vector<float> x{0.5F, -1.0F};
+  std::vector<double> x{0.5, -1.0};
   std::vector<double> p(3);
   REQUIRE(m->evaluate(x, 1, LinearOutput::kPredictProba, p).ok());
   const auto s = [](double z) { return 1 / (1 + std::exp(-z)); };
@@ -114,7 +114,7 @@ TEST_CASE("linear: one-vs-rest probabilities are the normalised sigmoids") {
 
 TEST_CASE("linear: wrong sizes are InvalidArgument") {
   const auto model = load("cancer_logistic");
-  std::vector<float> x(29);
+  std::vector<double> x(29);
   std::vector<double> out(1);
   CHECK(model.evaluate(x, 1, LinearOutput::kPositiveProba, out).code() == ember::StatusCode::kInvalidArgument);
   x.resize(30);

@@ -153,7 +153,7 @@ TEST_CASE("model: values outside the training range are served and flagged") {
   Prediction p;
   REQUIRE(model->predict(R"({"tenure": 3, "monthly_charges": 400, "autopay": true, "plan": "pro", "region": "east"})",
                          p).ok());
-  CHECK(p.flagged_features == std::vector<std::string_view>{"monthly_charges"});
+  CHECK(p.flagged_features == std::vector<std::string>{"monthly_charges"});
   CHECK(model->counters().flagged == 1);
 }
 

@@ -1,6 +1,7 @@
 """Fits scikit-learn preprocessing on real and synthetic data, exports it with
 ember.sklearn, and writes what the C++ parity test needs: for each case the exported
-pipeline.json, the input rows and scikit-learn's transform() of them (float64).
+pipeline.json, the input rows (unrounded float64, exact integers) and scikit-learn's
+transform() of them (float64).
 
     python tests/pipeline/make_pipeline_cases.py OUT_DIR
 """
@@ -105,6 +106,35 @@ def mixed():
     return ct, train, test
 
 
+def exact():
+    """Values that float32 would ruin: Unix timestamps, integer IDs above 2^24 and next to
+    2^53, money with cents, magnitudes near 1e15, tiny values, negative zero."""
+    rng = np.random.default_rng(5)
+    n = 400
+    ids = np.array([16_777_216 + k for k in range(-3, 37)] +
+                   [2**53 - 2, 2**53 - 1, 2**53, 2**53 + 1, 2**53 + 2, 2**62 + 1, -(2**40) - 1], dtype=np.int64)
+    frame = pd.DataFrame({
+        "ts": 1.7e9 + rng.integers(0, 10**8, n) + rng.random(n),
+        "money": rng.integers(-10**9, 10**9, n) / 100.0,
+        "big": 1e15 + rng.normal(0, 1e9, n),
+        "tiny": rng.random(n) * 1e-300,
+        "signed": rng.choice([-0.0, 0.0, 1.5, -2.25], n),
+        "user": rng.choice(ids, n),
+    })
+    train = frame.iloc[:250].copy()
+    test = frame.iloc[250:].copy()
+    test.loc[test.index[:3], "user"] = 16_777_216 + 1000  # unseen at fit time
+    ct = ColumnTransformer([
+        ("ts", StandardScaler(), ["ts"]),
+        ("money", MinMaxScaler(), ["money"]),
+        ("big", RobustScaler(), ["big"]),
+        ("tiny", StandardScaler(), ["tiny"]),
+        ("user", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["user"]),
+        ("user_ord", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1), ["user"]),
+    ], remainder="passthrough")
+    return ct, train, test
+
+
 def cell(v):
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return None
@@ -118,16 +148,9 @@ def cell(v):
 def main(out_dir):
     os.makedirs(out_dir, exist_ok=True)
     cases = []
-    for name, make in [("breast_cancer", breast_cancer), ("wine", wine), ("mixed", mixed)]:
+    # Values go in unrounded, as a request brings them: ember must match in float64.
+    for name, make in [("breast_cancer", breast_cancer), ("wine", wine), ("mixed", mixed), ("exact", exact)]:
         estimator, train, test = make()
-        # ember's feature rows hold float32 (as the schema validator produces them), so
-        # scikit-learn fits and transforms the same float32-rounded values: the comparison
-        # is then of the computations, not of the input type.
-        train, test = train.copy(), test.copy()
-        for frame in (train, test):
-            for col in frame.columns:
-                if frame[col].dtype.kind == "f":
-                    frame[col] = frame[col].astype(np.float32).astype(np.float64)
         fitted = estimator.fit(train)
         path = os.path.join(out_dir, f"pipeline_{name}.json")
         doc = export_pipeline(fitted, path)

@@ -38,7 +38,7 @@ TEST_CASE("transform allocates nothing per row", "[pipeline][alloc]") {
   ember::FeatureRow rows[3] = {{{1.0f, 0.0f, 2.0f}, {"", "beta-category-name", ""}},
                                {{NAN, NAN, 7.0f}, {"", "", ""}},
                                {{4.0f, 0.0f, 1.0f}, {"", "an unseen category that is long", ""}}};
-  float out[5];
+  double out[5];
   REQUIRE(p->transform(rows[0], out).ok());  // warm-up
   const std::size_t before = g_allocations.load();
   for (int i = 0; i < 3000; ++i) {

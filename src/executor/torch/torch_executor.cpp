@@ -17,6 +17,7 @@
 #include <caffe2/serialize/read_adapter_interface.h>
 
 #include "ember/executor.hpp"
+#include "ember/threads.hpp"
 #include "ember/torch.hpp"
 
 namespace ember {
@@ -374,7 +375,6 @@ Status check_options(const ExecutorOptions& options) {
   if (options.warmup_runs > 0 && options.example_inputs.empty()) {
     return invalid_argument("warmup_runs > 0 needs example_inputs");
   }
-  if (options.intra_op_threads < 0) return invalid_argument("intra_op_threads must be >= 0");
   for (std::size_t i = 0; i < options.example_inputs.size(); ++i) {
     if (!options.example_inputs[i].defined()) {
       return invalid_argument("example input " + std::to_string(i) + " is undefined");
@@ -465,12 +465,6 @@ Result<std::unique_ptr<TorchExecutorImpl>> build(LoadFn&& load_module, std::uint
         impl->specs.push_back(std::move(spec));
       }
     }
-  }
-
-  if (options.intra_op_threads > 0) {
-    at::set_num_threads(options.intra_op_threads);
-    impl->log.log(LogLevel::kInfo, "LibTorch intra-op threads set to " + std::to_string(options.intra_op_threads) +
-                                       " (process-wide)");
   }
 
   for (int i = 0; i < options.warmup_runs; ++i) {
@@ -578,6 +572,16 @@ int cuda_device_count() noexcept {
   } catch (...) {
     return 0;
   }
+}
+
+Status set_torch_threads(int n) {
+  if (n < 1) return invalid_argument("set_torch_threads: the thread count must be at least 1, got " + std::to_string(n));
+  try {
+    at::set_num_threads(n);
+  } catch (...) {
+    return detail::status_from_current_exception("set_torch_threads");
+  }
+  return {};
 }
 
 }  // namespace ember
