@@ -41,7 +41,9 @@ sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
 from ember.sklearn import export_linear, export_pipeline  # noqa: E402
 
 NUMERIC = [f"x{i:02d}" for i in range(25)]
-OPTIONAL = set(NUMERIC[20:])
+# A list, not a set: iterating a set of strings follows the process's hash seed, and the
+# data drawn below must be the same in every run.
+OPTIONAL = NUMERIC[20:]
 CATEGORICAL = [f"c{i}" for i in range(5)]
 LEVELS = {name: [f"{name}_level{k}" for k in range(9)] for name in CATEGORICAL}
 

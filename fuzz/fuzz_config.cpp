@@ -19,7 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case 0: {
       auto model = ember::LinearModel::parse(text);
       if (!model.ok() || model->input_width() > 4096) break;
-      std::vector<float> x(model->input_width(), 1.0F);
+      std::vector<double> x(model->input_width(), 1.0);
       for (auto out : {ember::LinearOutput::kPredict, ember::LinearOutput::kPredictProba,
                        ember::LinearOutput::kDecisionFunction, ember::LinearOutput::kPositiveProba}) {
         auto width = model->output_width(out);
@@ -33,9 +33,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       auto pipeline = ember::Pipeline::parse(text);
       if (!pipeline.ok() || pipeline->output_width() > 65536) break;
       ember::FeatureRow row;
-      row.values.assign(pipeline->input_names().size(), __builtin_nanf(""));
+      row.values.assign(pipeline->input_names().size(), __builtin_nan(""));
       row.text.assign(pipeline->input_names().size(), "");
-      std::vector<float> out(pipeline->output_width());
+      std::vector<double> out(pipeline->output_width());
       (void)pipeline->transform(row, out);
       break;
     }

@@ -258,6 +258,10 @@ class EMBER_API Model {
 /// values, and outputs that differ between stages.
 EMBER_API Result<std::unique_ptr<FallbackChain>> load_chain(const std::filesystem::path& chain_json,
                                                            const std::filesystem::path& model_dir,
-                                                           std::size_t input_width, const ModelOptions& options = {});
+                                                           std::size_t input_width, const ModelOptions& options);
+/// The same with default options.
+EMBER_API Result<std::unique_ptr<FallbackChain>> load_chain(const std::filesystem::path& chain_json,
+                                                           const std::filesystem::path& model_dir,
+                                                           std::size_t input_width);
 
 }  // namespace ember

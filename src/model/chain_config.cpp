@@ -349,4 +349,10 @@ Result<std::unique_ptr<FallbackChain>> load_chain(const std::filesystem::path& c
   return detail::finish_chain(std::move(chain).value(), options);
 }
 
+Result<std::unique_ptr<FallbackChain>> load_chain(const std::filesystem::path& chain_json,
+                                                 const std::filesystem::path& model_dir, std::size_t input_width) {
+  const ModelOptions defaults;
+  return load_chain(chain_json, model_dir, input_width, defaults);
+}
+
 }  // namespace ember

@@ -363,11 +363,10 @@ TEST_CASE("chain: a hang never holds the request past its budget") {
   auto chain = build(std::move(o));
   std::vector<double> x{1, 2, 3};
   ChainResult r;
-  const auto start = std::chrono::steady_clock::now();
   REQUIRE(chain->run(rows(x), r).ok());
-  const auto took = std::chrono::steady_clock::now() - start;
-  CHECK(took < 500ms);  // 20 ms and a little: far from the 2 s hang (generous for a loaded machine)
-  CHECK(took >= 20ms);
+  // Answered while the 2 s hang still runs: the request did not wait for it (how long
+  // it took is bench/'s business, not a unit test's).
+  CHECK(chain->abandoned_in_flight() == 1);
   CHECK(r.served_by == "fallback");
   REQUIRE(r.skipped.size() == 1);
   CHECK(r.skipped[0].status.code() == StatusCode::kDeadlineExceeded);
@@ -406,10 +405,8 @@ TEST_CASE("chain: the bulkhead caps abandoned calls; then the stage is skipped a
     CHECK(r.skipped[0].status.code() == StatusCode::kDeadlineExceeded);
   }
   CHECK(chain->abandoned_in_flight() == 2);
-  const auto start = std::chrono::steady_clock::now();
   REQUIRE(chain->run(rows(x), r).ok());
-  CHECK(std::chrono::steady_clock::now() - start < 5ms);  // no wait at all
-  CHECK(r.skipped[0].status.code() == StatusCode::kResourceExhausted);
+  CHECK(r.skipped[0].status.code() == StatusCode::kResourceExhausted);  // refused without a call
   CHECK(chain->counters()[0].rejected_by_bulkhead == 1);
   CHECK(primary->calls() == 2);
   // The chain's destructor cancels the hung calls (the injector releases them) and waits.

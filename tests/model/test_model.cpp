@@ -198,9 +198,8 @@ TEST_CASE("model: a hung primary is answered by the linear model at the deadline
   options.budget = 20ms;
   auto model = load(churn(), options);
   Prediction p;
-  const auto start = std::chrono::steady_clock::now();
   REQUIRE(model->predict(requests()[0], p).ok());
-  CHECK(std::chrono::steady_clock::now() - start < 1s);
+  CHECK(model->chain().abandoned_in_flight() == 1);  // answered while the 3 s hang still runs
   CHECK(p.served_by == "linear");
   CHECK(p.skipped[0].status.code() == StatusCode::kDeadlineExceeded);
 }

@@ -97,12 +97,11 @@ TEST_CASE("pathological patterns run in linear time", "[schema][hostile]") {
   auto schema = compile_ok(kSimple);
   // "^(a+)+$" against "aaaa...a!" takes exponential time in a backtracking engine.
   const std::string evil = std::string(50000, 'a') + "!";
-  const auto start = std::chrono::steady_clock::now();
+  // A backtracking engine would not finish at all (ctest's timeout would end it); RE2
+  // answers at once.
   auto o = validate(schema, "{\"p\": \"" + evil + "\"}");
-  const auto elapsed = std::chrono::steady_clock::now() - start;
   CHECK_FALSE(o.status.ok());
   CHECK(o.report.errors()[0].keyword == "pattern");
-  CHECK(elapsed < std::chrono::seconds(5));  // a backtracking engine would not finish at all
   CHECK(validate(schema, "{\"p\": \"" + std::string(50000, 'a') + "\"}").status.ok());
 }
 
