@@ -155,9 +155,14 @@ def main():
     python_us = time_python(Record, ct, module, records, args.repetitions)
     mean_bytes = sum(map(len, records)) / len(records)
 
-    direct, healthy, alone = us["BM_ExecutorDirect"], us["BM_ChainHealthy"], us["BM_ChainPrimaryOnly"]
+    direct, healthy, alone = us["BM_ExecutorDirect/real_time/threads:1"], us["BM_ChainHealthy"], us["BM_ChainPrimaryOnly"]
     linear, failover = us["BM_LinearDirect"], us["BM_FailoverToLinear"]
-    e2e = us["BM_PredictEndToEnd"]
+    e2e = us["BM_PredictEndToEnd/real_time/threads:1"]
+    # Requests per second on 1 and 2 threads (items over real time, all threads together).
+    rate = {name: statistics.median(r["items_per_second"] for r in rs) for name, rs in runs.items()
+            if "threads:" in name}
+    observer = next(rs for n, rs in runs.items() if n.startswith("BM_PairedObserver"))
+    obs = {k: statistics.median(r[k] for r in observer) for k in ("a_us", "b_us", "b_minus_a_us")}
     met = lambda ok: "met" if ok else "MISSED"  # noqa: E731
     print(f"model: 30 features ({mean_bytes:.0f}-byte JSON) -> 70 columns -> MLP; medians of {args.repetitions} "
           f"repetitions, one intra-op thread")
@@ -179,6 +184,12 @@ def main():
     print(f"{'end-to-end predict, ember (JSON in)':44} {e2e:>8.2f}us")
     print(f"{'end-to-end, Python (pydantic+sklearn+jit)':44} {python_us:>8.1f}us  ratio {python_us / e2e:.0f}x: "
           f">= 50x {met(python_us / e2e >= 50)}")
+    print(f"{'  paired, call by call: no observer / one':44} {obs['a_us']:>6.2f} / {obs['b_us']:.2f} us  one no-op "
+          f"observer {obs['b_minus_a_us'] * 1000:+.0f} ns (no observer pays less): <= 20 ns {met(obs['b_minus_a_us'] <= 0.02)}")
+    for what, name in (("predict end to end", "BM_PredictEndToEnd"), ("executor alone", "BM_ExecutorDirect")):
+        one, two = rate[f"{name}/real_time/threads:1"], rate[f"{name}/real_time/threads:2"]
+        goal = f": >= 1.8x {met(two / one >= 1.8)}" if name == "BM_PredictEndToEnd" else ""
+        print(f"{'requests/s, ' + what + ', 1 -> 2 threads':44} {one:>10.0f} -> {two:.0f}  {two / one:.2f}x{goal}")
     return 0
 
 
