@@ -43,6 +43,13 @@ class EMBER_API Stage {
   /// call from many threads at once. Errors are returned as a Status; an exception is
   /// caught by the chain and becomes kInternal (std::bad_alloc: kResourceExhausted).
   [[nodiscard]] virtual Result<NamedTensors> run(const Tensor& features) const = 0;
+  /// The same answer written into `out`, which holds whatever the caller's result held
+  /// before (a reused Prediction's outputs): a stage may write into those tensors when
+  /// their names, dtypes and shapes fit and Tensor::unique() says nobody else holds
+  /// them, so that a warm request allocates nothing. On error `out` may be left in any
+  /// state. The default calls run() and moves its answer into `out`; ember's linear,
+  /// cache and default stages write in place.
+  [[nodiscard]] virtual Status run_into(const Tensor& features, NamedTensors& out) const;
   /// What the stage is: "torchscript", "linear", "cache", "default", or the host's own.
   [[nodiscard]] virtual std::string type() const = 0;
   /// The outputs it produces for inputs of `input_width` columns, when known before any

@@ -136,9 +136,9 @@ struct RequestEvent {
   /// The validated features: a single record's row, or a batch's rows (one is null).
   const FeatureRow* features = nullptr;
   const FeatureBatch* batch_features = nullptr;
-  /// The model's input: rows x width float64 (undefined when the request was refused
-  /// before preprocessing finished).
-  Tensor model_input;
+  /// The model's input: rows x width float64 (null when the request was refused before
+  /// preprocessing finished).
+  const Tensor* model_input = nullptr;
   /// The outputs, served_by, skipped stages and needs_review rows (empty when refused).
   const ChainResult* result = nullptr;
   /// Validation's errors and flags (a single record), or the batch's report.

@@ -132,6 +132,9 @@ class EMBER_API Tensor {
   [[nodiscard]] Device device() const noexcept { return device_; }
   /// True when the tensor holds (a share of) its buffer; false for a view of caller memory.
   [[nodiscard]] bool owns_data() const noexcept { return owner_ != nullptr; }
+  /// True when this tensor owns its buffer and no other tensor shares it: writing into
+  /// it then changes nothing anyone else holds.
+  [[nodiscard]] bool unique() const noexcept { return owner_ != nullptr && owner_.use_count() == 1; }
 
   [[nodiscard]] void* data() const noexcept { return data_; }
 
@@ -212,14 +215,15 @@ class EMBER_API NamedTensors {
 
   /// The tensor called `name`, or nullptr.
   [[nodiscard]] const Tensor* find(std::string_view name) const noexcept;
-  /// The tensor called `name`; NotFound naming the names there are.
-  [[nodiscard]] Result<Tensor> get(std::string_view name) const;
+  /// The tensor called `name` (valid while this list is unchanged); NotFound naming the
+  /// names there are.
+  [[nodiscard]] Result<const Tensor*> get(std::string_view name) const;
   /// Its elements as T, checked (NotFound, then as Tensor::get<T>()).
   template <typename T>
   [[nodiscard]] Result<std::span<const T>> values(std::string_view name) const {
     auto t = get(name);
     if (!t.ok()) return t.status();
-    auto v = t->get<const T>();
+    auto v = (*t)->get<const T>();
     if (!v.ok()) return v.status().with_context("'" + std::string(name) + "'");
     return *v;
   }

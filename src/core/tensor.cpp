@@ -327,8 +327,8 @@ Status NamedTensors::add(std::string name, Tensor tensor) {
   return {};
 }
 
-Result<Tensor> NamedTensors::get(std::string_view name) const {
-  if (const Tensor* t = find(name)) return *t;
+Result<const Tensor*> NamedTensors::get(std::string_view name) const {
+  if (const Tensor* t = find(name)) return t;
   std::string names;
   for (const auto& e : entries_) names += (names.empty() ? "'" : ", '") + e.name + "'";
   return not_found("no output '" + std::string(name) + "' (there are " + (names.empty() ? "none" : names) + ")");

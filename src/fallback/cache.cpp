@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "ember/fallback.hpp"
+#include "fallback/stage_outputs.hpp"
 
 namespace ember {
 namespace {
@@ -157,6 +158,12 @@ class CacheStage final : public Stage {
         shards_(std::clamp<std::size_t>(options.capacity / 1024, 1, 16)) {}
 
   Result<NamedTensors> run(const Tensor& features) const override {
+    NamedTensors out;
+    EMBER_RETURN_IF_ERROR(run_into(features, out));
+    return out;
+  }
+
+  Status run_into(const Tensor& features, NamedTensors& out) const override {
     if (features.dim() != 2 || features.dtype() != DType::kFloat64 || !features.device().is_cpu()) {
       return invalid_argument("cache takes a float64 matrix, got " + features.describe());
     }
@@ -164,15 +171,8 @@ class CacheStage final : public Stage {
     const auto rows = static_cast<std::size_t>(features.size(0));
     const std::size_t key_bytes = static_cast<std::size_t>(features.size(1)) * sizeof(double);
     if (layout == nullptr || key_bytes != layout->key_bytes) return not_found("cache: nothing cached for rows like these");
-    // Allocate the answer first, so that rows are copied straight from the shards.
-    NamedTensors out;
-    for (const auto& spec : layout->specs) {
-      std::vector<std::int64_t> shape{static_cast<std::int64_t>(rows)};
-      shape.insert(shape.end(), spec.row_shape.begin(), spec.row_shape.end());
-      auto t = Tensor::zeros(spec.dtype, shape);
-      if (!t.ok()) return t.status();
-      EMBER_RETURN_IF_ERROR(out.add(spec.name, std::move(t).value()));
-    }
+    // The answer's tensors first, so that rows are copied straight from the shards.
+    EMBER_RETURN_IF_ERROR(detail::writable_outputs(out, layout->specs, features.size(0)));
     const auto now = clock_->coarse_now();
     const auto* base = static_cast<const std::byte*>(features.data());
     std::size_t missing = 0;
@@ -198,7 +198,7 @@ class CacheStage final : public Stage {
       return not_found("cache: " + std::to_string(missing) + " of " + std::to_string(rows) +
                        " rows have no fresh answer");
     }
-    return out;
+    return {};
   }
 
   // Stores the answer's rows; a row whose shard is busy is not stored (best effort).

@@ -177,7 +177,10 @@ struct ChainImpl {
     bool posted = false;
     try {
       posted = executor != nullptr && executor->post([this, task = std::move(task)] {
-        task();
+        try {
+          task();
+        } catch (...) {  // the task's own handlers failed too (out of memory): still count it done
+        }
         std::lock_guard<std::mutex> lock(tasks_mutex);
         --tasks_in_flight;
         tasks_done.notify_all();
@@ -218,9 +221,36 @@ struct ChainImpl {
     return out;
   }
 
+  // The same on the caller's thread, written into `out` (whose tensors a stage may
+  // reuse: no allocation once warm for ember's own stages).
+  Status attempt_into(const Link& link, const Tensor& features, NamedTensors& out) const {
+    Status s;
+    try {
+      s = link.stage->run_into(features, out);
+    } catch (const std::bad_alloc&) {
+      s = Status(StatusCode::kResourceExhausted, "out of memory");
+    } catch (const std::exception& e) {
+      s = internal_error(std::string("the stage threw: ") + e.what());
+    } catch (...) {
+      s = internal_error("the stage threw a non-standard exception");
+    }
+    const std::int64_t rows = features.size(0);
+    if (!s.ok() && s.code() == StatusCode::kResourceExhausted &&
+        link.on_out_of_memory == OutOfMemoryPolicy::kSplitBatch && rows >= 2) {
+      auto split = halves(link, features);
+      if (!split.ok()) return split.status();
+      out = std::move(split).value();
+      s = Status();
+    }
+    if (!s.ok()) return s;
+    return conform(link, out, rows);
+  }
+
   static Result<NamedTensors> guarded(const Link& link, const Tensor& features) {
     try {
       return link.stage->run(features);
+    } catch (const std::bad_alloc&) {
+      return Status(StatusCode::kResourceExhausted, "out of memory");
     } catch (const std::exception& e) {
       return internal_error(std::string("the stage threw: ") + e.what());
     } catch (...) {
@@ -235,6 +265,12 @@ struct ChainImpl {
         link.on_out_of_memory != OutOfMemoryPolicy::kSplitBatch || rows < 2) {
       return out;
     }
+    return halves(link, features);
+  }
+
+  // The stage on each half of the batch (down to single rows), the answers stacked.
+  Result<NamedTensors> halves(const Link& link, const Tensor& features) const {
+    const std::int64_t rows = features.size(0);
     const std::int64_t half = rows / 2;
     auto a = row_slice(features, 0, half);
     auto b = row_slice(features, half, rows);
@@ -308,7 +344,11 @@ struct ChainImpl {
                                              bool& timed_out) {
     auto state = std::make_shared<Call>();
     const bool submitted = post([this, &link, state, owned] {
-      auto r = attempt(link, owned);
+      Result<NamedTensors> r = Status(StatusCode::kResourceExhausted, "out of memory");
+      try {
+        r = attempt(link, owned);
+      } catch (...) {  // out of memory while checking the answer
+      }
       std::unique_lock<std::mutex> lock(state->mutex);
       if (state->abandoned) {
         lock.unlock();
@@ -457,7 +497,8 @@ Status FallbackChain::run(const Tensor& features, ChainResult& result, const Run
   try {
     return run_unguarded(features, result, options);
   } catch (const std::bad_alloc&) {
-    return resource_exhausted("chain: out of memory");
+    result.outputs.clear();
+    return Status(StatusCode::kResourceExhausted, "out of memory");  // short: no allocation
   } catch (const std::exception& e) {
     return internal_error(std::string("chain: ") + e.what());
   } catch (...) {
@@ -467,18 +508,22 @@ Status FallbackChain::run(const Tensor& features, ChainResult& result, const Run
 
 Status FallbackChain::run_unguarded(const Tensor& features, ChainResult& result, const RunOptions& options) const {
   auto& impl = *impl_;
-  result.outputs = NamedTensors();
+  // result.outputs is kept: a stage may write into its tensors (see Stage::run_into).
   result.served_by.clear();
   result.skipped.clear();
   result.needs_review.clear();
   if (!features.defined() || features.dim() != 2 || features.dtype() != DType::kFloat64 ||
       !features.device().is_cpu() || features.size(1) != static_cast<std::int64_t>(impl.input_width) ||
       features.size(0) < 1) {
+    result.outputs.clear();
     return invalid_argument("chain: expected a float64 host matrix of rows x " + std::to_string(impl.input_width) +
                             ", got " + (features.defined() ? features.describe() : std::string("an undefined tensor")));
   }
   const auto budget = options.budget.value_or(impl.budget);
-  if (budget.count() < 0) return invalid_argument("chain: the budget must not be negative");
+  if (budget.count() < 0) {
+    result.outputs.clear();
+    return invalid_argument("chain: the budget must not be negative");
+  }
   const detail::SteadyTime now = std::chrono::steady_clock::now();
   // A budget that would overflow the clock (nanoseconds::max(): "no limit") is no limit.
   const bool timed = budget.count() > 0 && budget < detail::SteadyTime::max() - now;
@@ -521,25 +566,31 @@ Status FallbackChain::run_unguarded(const Tensor& features, ChainResult& result,
       if (!copy.ok()) return copy.status();
       owned = std::move(copy).value();
     }
-    Result<NamedTensors> answer = on_worker ? impl.attempt_with_deadline(link, owned, deadline, timed_out)
-                                            : impl.attempt(link, features);
+    Status answer;
+    if (on_worker) {
+      Result<NamedTensors> r = impl.attempt_with_deadline(link, owned, deadline, timed_out);
+      if (r.ok()) result.outputs = std::move(r).value();
+      else answer = std::move(r).status();
+    } else {
+      answer = impl.attempt_into(link, features, result.outputs);
+    }
     if (link.breaker) {
       const auto duration = read_clock() - start;
-      link.breaker->on_result(answer.ok() ? StatusCode::kOk : answer.status().code(), duration);
+      link.breaker->on_result(answer.code(), duration);
       if (duration >= link.breaker->config().slow_call_duration) detail::bump(c.slow_calls);
     }
     if (!answer.ok()) {
       detail::bump(timed_out ? c.timeouts : c.failures);
-      skip(std::move(answer).status());
+      skip(std::move(answer));
       continue;
     }
     detail::bump(c.served);
-    result.outputs = std::move(answer).value();
     result.served_by = link.name;
     impl.observe_after(link, features, result.outputs);
     impl.flag_low_confidence(result);
     return {};
   }
+  result.outputs.clear();  // nothing of a partial answer stays
   std::string why = "every stage failed:";
   for (const auto& s : result.skipped) why += " [" + std::string(s.stage) + "] " + s.status.to_string() + ";";
   why.pop_back();

@@ -210,7 +210,10 @@ Status LinearModel::evaluate(std::span<const double> x, std::size_t rows, Linear
   const auto s = static_cast<Eigen::Index>(m.scores());
   const Eigen::Map<const detail::RowMatrix> xd(x.data(), n, static_cast<Eigen::Index>(d));
   // Scores in double, as scikit-learn computes them: X @ coef.T + intercept.
-  detail::RowMatrix z = xd * m.coef.transpose();
+  // A buffer of the thread's own: resized only when a batch of another size comes.
+  thread_local detail::RowMatrix z;
+  z.resize(n, s);
+  z.noalias() = xd * m.coef.transpose();
   z.rowwise() += m.intercept.transpose();
   Eigen::Map<detail::RowMatrix> o(out.data(), n, static_cast<Eigen::Index>(*width));
   const auto sigmoid = [](double v) { return 1.0 / (1.0 + std::exp(-v)); };
@@ -248,14 +251,14 @@ Status LinearModel::evaluate(std::span<const double> x, std::size_t rows, Linear
     return {};
   }
   for (Eigen::Index r = 0; r < n; ++r) {
+    // In place in z's row: no temporary per row.
     if (m.multinomial) {  // softmax, shifted by the row's maximum for stability
       const double top = z.row(r).maxCoeff();
-      const Eigen::RowVectorXd e = (z.row(r).array() - top).exp();
-      o.row(r) = e / e.sum();
+      z.row(r) = (z.row(r).array() - top).exp().matrix();
     } else {  // one-vs-rest: each class's sigmoid, normalised
-      const Eigen::RowVectorXd p = z.row(r).unaryExpr(sigmoid);
-      o.row(r) = p / p.sum();
+      z.row(r) = z.row(r).unaryExpr(sigmoid);  // elementwise: safe in place
     }
+    o.row(r) = z.row(r) / z.row(r).sum();
   }
   return {};
 }

@@ -14,12 +14,47 @@
 #include <utility>
 
 #include "ember/fallback.hpp"
+#include "fallback/stage_outputs.hpp"
 
 namespace ember {
 
 Stage::~Stage() = default;
 Result<std::vector<OutputSpec>> Stage::outputs(std::size_t /*input_width*/) const { return std::vector<OutputSpec>{}; }
 void Stage::observe(const Tensor& /*features*/, const NamedTensors& /*outputs*/) const {}
+
+Status Stage::run_into(const Tensor& features, NamedTensors& out) const {
+  auto answer = run(features);
+  if (!answer.ok()) return answer.status();
+  out = std::move(answer).value();
+  return {};
+}
+
+namespace detail {
+
+Status writable_outputs(NamedTensors& out, const std::vector<OutputSpec>& specs, std::int64_t rows) {
+  bool fits = out.size() == specs.size();
+  for (std::size_t k = 0; fits && k < specs.size(); ++k) {
+    const Tensor& t = out[k].tensor;
+    const OutputSpec& spec = specs[k];
+    fits = out[k].name == spec.name && t.dtype() == spec.dtype && t.device().is_cpu() && t.unique() &&
+           t.dim() == static_cast<std::int64_t>(spec.row_shape.size()) + 1 && t.size(0) == rows &&
+           std::equal(spec.row_shape.begin(), spec.row_shape.end(), t.shape().begin() + 1);
+  }
+  if (fits) return {};
+  NamedTensors fresh;
+  fresh.reserve(specs.size());
+  for (const auto& spec : specs) {
+    std::vector<std::int64_t> shape{rows};
+    shape.insert(shape.end(), spec.row_shape.begin(), spec.row_shape.end());
+    auto t = Tensor::zeros(spec.dtype, std::move(shape));
+    if (!t.ok()) return t.status();
+    EMBER_RETURN_IF_ERROR(fresh.add(spec.name, std::move(t).value()));
+  }
+  out = std::move(fresh);
+  return {};
+}
+
+}  // namespace detail
 void Stage::cancel() const {}
 
 std::string describe_outputs(const std::vector<OutputSpec>& outputs) {
@@ -104,9 +139,17 @@ class ExecutorStage final : public Stage {
 class LinearStage final : public Stage {
  public:
   LinearStage(LinearModel model, LinearOutput output, std::string name, std::size_t width)
-      : model_(std::move(model)), output_(output), name_(std::move(name)), width_(width) {}
+      : model_(std::move(model)), output_(output), name_(std::move(name)), width_(width) {
+    specs_.push_back({name_, DType::kFloat32, {}});
+    if (width_ > 1) specs_[0].row_shape.push_back(static_cast<std::int64_t>(width_));
+  }
 
   Result<NamedTensors> run(const Tensor& features) const override {
+    NamedTensors out;
+    EMBER_RETURN_IF_ERROR(run_into(features, out));
+    return out;
+  }
+  Status run_into(const Tensor& features, NamedTensors& out) const override {
     const auto values = features.values<double>();
     if (features.dim() != 2 || features.dtype() != DType::kFloat64 || !features.device().is_cpu() ||
         static_cast<std::size_t>(features.size(1)) != model_.input_width()) {
@@ -114,17 +157,14 @@ class LinearStage final : public Stage {
                               " float64 values, got " + features.describe());
     }
     const auto rows = static_cast<std::size_t>(features.size(0));
-    std::vector<double> scratch(rows * width_);
-    EMBER_RETURN_IF_ERROR(model_.evaluate(values, rows, output_, scratch));
-    std::vector<std::int64_t> shape{static_cast<std::int64_t>(rows)};
-    if (width_ > 1) shape.push_back(static_cast<std::int64_t>(width_));
-    auto out = Tensor::zeros(DType::kFloat32, shape);
-    if (!out.ok()) return out.status();
-    auto dst = out->values<float>();
-    for (std::size_t i = 0; i < scratch.size(); ++i) dst[i] = static_cast<float>(scratch[i]);
-    NamedTensors result;
-    EMBER_RETURN_IF_ERROR(result.add(name_, std::move(out).value()));
-    return result;
+    thread_local std::vector<double> scratch;  // grows to the largest batch seen, then stays
+    if (scratch.size() < rows * width_) scratch.resize(rows * width_);
+    const std::span<double> z(scratch.data(), rows * width_);
+    EMBER_RETURN_IF_ERROR(model_.evaluate(values, rows, output_, z));
+    EMBER_RETURN_IF_ERROR(detail::writable_outputs(out, specs_, features.size(0)));
+    auto dst = out[0].tensor.values<float>();
+    for (std::size_t i = 0; i < z.size(); ++i) dst[i] = static_cast<float>(z[i]);
+    return {};
   }
   std::string type() const override { return "linear"; }
   Result<std::vector<OutputSpec>> outputs(std::size_t input_width) const override {
@@ -132,9 +172,7 @@ class LinearStage final : public Stage {
       return invalid_argument("the linear model takes " + std::to_string(model_.input_width()) +
                               " columns but the chain's rows have " + std::to_string(input_width));
     }
-    OutputSpec spec{name_, DType::kFloat32, {}};
-    if (width_ > 1) spec.row_shape.push_back(static_cast<std::int64_t>(width_));
-    return std::vector<OutputSpec>{spec};
+    return specs_;
   }
   bool bounded() const override { return true; }
 
@@ -143,42 +181,42 @@ class LinearStage final : public Stage {
   LinearOutput output_;
   std::string name_;
   std::size_t width_;
+  std::vector<OutputSpec> specs_;
 };
 
 // ---------------------------------------------------------------------------------
 class DefaultStage final : public Stage {
  public:
-  explicit DefaultStage(std::vector<DefaultOutput> outputs) : outputs_(std::move(outputs)) {}
-
-  Result<NamedTensors> run(const Tensor& features) const override {
-    if (features.dim() < 1) return invalid_argument("default: the input has no rows");
-    const std::int64_t rows = features.size(0);
-    NamedTensors out;
-    for (const auto& o : outputs_) {
-      std::vector<std::int64_t> shape{rows};
-      if (o.values.size() > 1) shape.push_back(static_cast<std::int64_t>(o.values.size()));
-      auto t = Tensor::zeros(DType::kFloat32, shape);
-      if (!t.ok()) return t.status();
-      auto dst = t->values<float>();
-      for (std::size_t i = 0; i < dst.size(); ++i) dst[i] = o.values[i % o.values.size()];
-      EMBER_RETURN_IF_ERROR(out.add(o.name, std::move(t).value()));
-    }
-    return out;
-  }
-  std::string type() const override { return "default"; }
-  Result<std::vector<OutputSpec>> outputs(std::size_t /*input_width*/) const override {
-    std::vector<OutputSpec> specs;
+  explicit DefaultStage(std::vector<DefaultOutput> outputs) : outputs_(std::move(outputs)) {
     for (const auto& o : outputs_) {
       OutputSpec spec{o.name, DType::kFloat32, {}};
       if (o.values.size() > 1) spec.row_shape.push_back(static_cast<std::int64_t>(o.values.size()));
-      specs.push_back(std::move(spec));
+      specs_.push_back(std::move(spec));
     }
-    return specs;
   }
+
+  Result<NamedTensors> run(const Tensor& features) const override {
+    NamedTensors out;
+    EMBER_RETURN_IF_ERROR(run_into(features, out));
+    return out;
+  }
+  Status run_into(const Tensor& features, NamedTensors& out) const override {
+    if (features.dim() < 1) return invalid_argument("default: the input has no rows");
+    EMBER_RETURN_IF_ERROR(detail::writable_outputs(out, specs_, features.size(0)));
+    for (std::size_t k = 0; k < outputs_.size(); ++k) {
+      const auto& values = outputs_[k].values;
+      auto dst = out[k].tensor.values<float>();
+      for (std::size_t i = 0; i < dst.size(); ++i) dst[i] = values[i % values.size()];
+    }
+    return {};
+  }
+  std::string type() const override { return "default"; }
+  Result<std::vector<OutputSpec>> outputs(std::size_t /*input_width*/) const override { return specs_; }
   bool bounded() const override { return true; }
 
  private:
   std::vector<DefaultOutput> outputs_;
+  std::vector<OutputSpec> specs_;
 };
 
 }  // namespace

@@ -21,7 +21,7 @@ Observer::~Observer() = default;
 Result<double> Prediction::value(std::string_view name, std::size_t index) const {
   auto t = outputs.get(name);
   if (!t.ok()) return t.status();
-  auto v = t->at(index);
+  auto v = (*t)->at(index);
   if (!v.ok()) return v.status().with_context("output '" + std::string(name) + "'");
   return v;
 }
@@ -40,7 +40,18 @@ struct Scratch {
   JsonParser parser;
   FeatureRow row;
   std::vector<double> features;
+  Tensor input;  // a 1 x width view of `features`, made once (a Tensor's shape allocates)
   PreparedBatch prepared;
+
+  // Points `input` at the model input row; `features` holds `width` values.
+  Status view_input(std::size_t width) {
+    if (!input.defined() || input.data() != features.data() || input.size(1) != static_cast<std::int64_t>(width)) {
+      auto view = Tensor::view(std::span<double>(features), {1, static_cast<std::int64_t>(width)});
+      if (!view.ok()) return view.status();
+      input = std::move(view).value();
+    }
+    return {};
+  }
 };
 
 // Scratches for requests, taken and given back without a lock: a few slots that a
@@ -138,8 +149,8 @@ struct ModelImpl {
   Status predict_one(Prediction& p, const PredictOptions& options, Validate&& validate) const {
     const auto start = std::chrono::steady_clock::now();
     const std::uint64_t id = requests.fetch_add(1, std::memory_order_relaxed) + 1;
-    // Nothing of an earlier request may be left in `p` when this one fails early.
-    p.outputs.clear();
+    // Nothing of an earlier request may be left in `p` when this one fails early; its
+    // outputs are kept for the chain's stages to write into, and cleared on failure.
     p.served_by.clear();
     p.skipped.clear();
     p.needs_review.clear();
@@ -147,13 +158,14 @@ struct ModelImpl {
     auto held = scratch.take();
     Scratch& s = *held;
     s.features.resize(width);
-    Tensor input;
+    const Tensor* input = nullptr;
     Status st = validate(s, p.validation);
     if (st.ok()) {
       st = features_of(s.row, s.features);
       if (!st.ok()) p.validation.add_error({"", "", "pipeline", st.message()}, 1);
     }
     if (!st.ok()) {
+      p.outputs.clear();
       invalid.fetch_add(1, std::memory_order_relaxed);
     } else {
       for (std::uint32_t f : p.validation.flagged()) {
@@ -163,10 +175,9 @@ struct ModelImpl {
         }
       }
       if (!p.flagged_features.empty()) flagged.fetch_add(1, std::memory_order_relaxed);
-      auto view = Tensor::view(std::span<double>(s.features), {1, static_cast<std::int64_t>(width)});
-      if (!view.ok()) return view.status();
-      input = std::move(view).value();
-      st = chain->run(input, p, RunOptions{options.budget});
+      EMBER_RETURN_IF_ERROR(s.view_input(width));
+      input = &s.input;
+      st = chain->run(*input, p, RunOptions{options.budget});
       if (!st.ok()) failed.fetch_add(1, std::memory_order_relaxed);
     }
     stamp(p, id, start);
@@ -176,7 +187,7 @@ struct ModelImpl {
       e.model_name = name;
       e.model_version = version;
       e.features = &s.row;
-      e.model_input = std::move(input);
+      e.model_input = input;
       e.result = &p;
       e.validation = &p.validation;
       e.latency = p.latency;
@@ -198,7 +209,7 @@ Status guarded(const char* what, F&& f) noexcept {
   try {
     return f();
   } catch (const std::bad_alloc&) {
-    return resource_exhausted(std::string(what) + ": out of memory");
+    return Status(StatusCode::kResourceExhausted, "out of memory");  // short: builds without allocating
   } catch (const std::exception& e) {
     return internal_error(std::string(what) + ": " + e.what());
   } catch (...) {
@@ -536,7 +547,7 @@ Status Model::predict_batch(std::span<const std::string_view> records, BatchPred
       e.model_name = m.name;
       e.model_version = m.version;
       e.batch_features = &prepared.features;
-      e.model_input = std::move(input);
+      e.model_input = input.defined() ? &input : nullptr;
       e.result = &prediction;
       e.batch_validation = &prediction.validation;
       e.latency = prediction.latency;

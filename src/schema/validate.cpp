@@ -1024,7 +1024,16 @@ Status Schema::validate_into(const Record& record, FeatureRow& row, ValidationRe
   report.clear();
   const auto& s = *impl_;
   detail::Walker walker(s, &report, detail::reset_row(s, row));
-  std::vector<char> present(s.features.size(), 0);
+  // Which features the record set: bits on the stack for the usual widths, so that a
+  // warm call allocates nothing.
+  std::array<std::uint64_t, 4> present_small{};
+  std::vector<std::uint64_t> present_large;
+  std::uint64_t* present = present_small.data();
+  if (s.features.size() > 256) {
+    present_large.assign((s.features.size() + 63) / 64, 0);
+    present = present_large.data();
+  }
+  const auto seen = [&](std::size_t f) { return (present[f / 64] >> (f % 64)) & 1U; };
   for (const auto& [name, value] : record.fields()) {
     if (walker.stopped()) break;
     auto it = s.feature_by_name.find(name);
@@ -1033,7 +1042,7 @@ Status Schema::validate_into(const Record& record, FeatureRow& row, ValidationRe
       continue;
     }
     const std::size_t f = it->second;
-    present[f] = 1;
+    present[f / 64] |= std::uint64_t{1} << (f % 64);
     walker.push_raw(s.features[f].pointer);
     if (value.index() == 4 && !detail::valid_utf8(std::get<std::string>(value))) {
       report.add_error({s.features[f].pointer, "", "json", "invalid UTF-8 in string"}, s.options.max_errors);
@@ -1043,7 +1052,7 @@ Status Schema::validate_into(const Record& record, FeatureRow& row, ValidationRe
     walker.pop();
   }
   for (std::size_t f = 0; f < s.features.size(); ++f) {
-    if (!present[f] && s.features[f].required) walker.required_missing(*s.root, s.features[f].name);
+    if (!seen(f) && s.features[f].required) walker.required_missing(*s.root, s.features[f].name);
   }
   return report.status();
 }

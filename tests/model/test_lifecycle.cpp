@@ -84,7 +84,7 @@ struct Recorder final : ember::Observer {
     std::lock_guard<std::mutex> lock(mutex);
     ids.push_back(e.request_id);
     served_by.push_back(e.result != nullptr ? e.result->served_by : "");
-    if (e.model_input.defined()) inputs.push_back(e.model_input.values<double>()[1]);
+    if (e.model_input != nullptr) inputs.push_back(e.model_input->values<double>()[1]);
     if (e.features != nullptr) users.push_back(e.features->integers[0]);
     statuses.push_back(e.status.code());
     name = std::string(e.model_name);
@@ -262,7 +262,7 @@ TEST_CASE("lifecycle: out of memory, a throwing listener and an unlimited budget
   Prediction p;
   REQUIRE(model->predict(R"({"user": -1, "ts": 1, "cents": 1})", p).ok());
   CHECK(p.served_by == "default");
-  CHECK_THAT(p.skipped.at(0).status.message(), Catch::Contains("std::bad_alloc"));
+  CHECK(p.skipped.at(0).status.code() == StatusCode::kResourceExhausted);
 
   ChainOptions o;
   o.input_width = 3;

@@ -2,23 +2,8 @@
 // of this test program is counted.
 #include <catch2/catch.hpp>
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
-
+#include "counting_new.hpp"
 #include "ember/pipeline.hpp"
-
-namespace {
-std::atomic<std::size_t> g_allocations{0};
-}
-
-void* operator new(std::size_t size) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 TEST_CASE("transform allocates nothing per row", "[pipeline][alloc]") {
   auto p = ember::Pipeline::parse(R"({"format": "ember-pipeline", "version": 1,
@@ -40,11 +25,11 @@ TEST_CASE("transform allocates nothing per row", "[pipeline][alloc]") {
                                {{4.0f, 0.0f, 1.0f}, {"", "an unseen category that is long", ""}}};
   double out[5];
   REQUIRE(p->transform(rows[0], out).ok());  // warm-up
-  const std::size_t before = g_allocations.load();
+  const std::size_t before = ember_test::allocations();
   for (int i = 0; i < 3000; ++i) {
     if (!p->transform(rows[i % 3], out).ok()) FAIL("transform failed");
   }
-  const std::size_t after = g_allocations.load();
+  const std::size_t after = ember_test::allocations();
   CHECK(after - before == 0);
   CHECK(out[1] == 0.0f);  // the unseen category: all zeros under handle_unknown=ignore
 }
