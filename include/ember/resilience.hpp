@@ -116,7 +116,9 @@ struct BreakerMetrics {
 /// A circuit breaker with resilience4j's semantics.
 ///
 /// Use: `if (breaker.try_acquire()) { run; breaker.on_result(code, duration); }`.
-/// Every acquired call must report its result once. Thread-safe; the state change
+/// Every acquired call must report its result once. Thread-safe; while CLOSED with a
+/// count-based window of up to 65,535 calls, acquiring and recording take no lock (the
+/// lock is taken to change state). The state change
 /// listener runs after the breaker's lock is released, on the thread that caused it;
 /// what it throws is caught and counted (listener_errors()), never propagated.
 class EMBER_API CircuitBreaker {
@@ -156,6 +158,7 @@ class EMBER_API CircuitBreaker {
 
  private:
   struct Window;
+  struct FastWindow;
   CircuitBreaker(std::string name, CircuitBreakerConfig config, std::shared_ptr<const Clock> clock, Listener listener);
   // Changes state under the lock; returns whether it changed.
   bool move_locked(BreakerState to);
@@ -170,6 +173,9 @@ class EMBER_API CircuitBreaker {
   // Written under the lock; read without it on the fast path of try_acquire().
   std::atomic<BreakerState> state_{BreakerState::kClosed};
   std::unique_ptr<Window> window_;
+  // A CLOSED count-based window, recorded without the lock (null when the window is
+  // time-based or larger than 65,535 calls).
+  std::unique_ptr<FastWindow> fast_;
   std::chrono::nanoseconds state_since_{0};
   std::uint32_t half_open_permits_ = 0;
   std::uint64_t not_permitted_ = 0;

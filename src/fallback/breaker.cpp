@@ -1,6 +1,7 @@
 #include <algorithm>
-#include <ctime>
 #include <cmath>
+#include <ctime>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -173,6 +174,60 @@ struct CircuitBreaker::Window {
   }
 };
 
+// The window of a CLOSED breaker with a count-based window of at most 65,535 calls
+// (resilience4j's default is 100), recorded without a lock. Totals live in one 64-bit
+// word: generation | calls | failed | slow, 16 bits each; each slot holds the generation
+// that wrote it and its outcome. Starting a new window bumps the generation: slots of an
+// older one count as empty, and a record that raced the bump is dropped.
+struct CircuitBreaker::FastWindow {
+  static constexpr std::uint32_t kMaxSize = 65535;
+  static constexpr std::uint32_t kFailed = 1, kSlow = 2, kUsed = 4;
+  std::uint32_t size;
+  std::uint32_t minimum;
+  std::unique_ptr<std::atomic<std::uint32_t>[]> slots;
+  std::atomic<std::uint64_t> next{0};
+  std::atomic<std::uint64_t> totals{0};
+
+  FastWindow(std::uint32_t n, std::uint32_t min_calls)
+      : size(n), minimum(std::min(min_calls, n)), slots(new std::atomic<std::uint32_t>[n]) {
+    for (std::uint32_t i = 0; i < n; ++i) slots[i].store(0, std::memory_order_relaxed);
+  }
+  static std::uint32_t field(std::uint64_t t, int k) { return static_cast<std::uint32_t>((t >> (16 * k)) & 0xFFFF); }
+  static std::uint64_t pack(std::uint32_t gen, std::uint32_t calls, std::uint32_t failed, std::uint32_t slow) {
+    return std::uint64_t{gen & 0xFFFF} << 48 | std::uint64_t{calls} << 32 | std::uint64_t{failed} << 16 | slow;
+  }
+  static std::uint32_t gen(std::uint64_t t) { return field(t, 3); }
+  static std::uint32_t calls(std::uint64_t t) { return field(t, 2); }
+  static std::uint32_t failed(std::uint64_t t) { return field(t, 1); }
+  static std::uint32_t slow(std::uint64_t t) { return field(t, 0); }
+
+  // An empty window of the next generation.
+  void restart() {
+    const std::uint64_t t = totals.load(std::memory_order_relaxed);
+    totals.store(pack(gen(t) + 1, 0, 0, 0), std::memory_order_release);
+  }
+
+  // Records one outcome; returns the totals after it (with the generation it went into),
+  // or nothing when a new window started meanwhile.
+  std::optional<std::uint64_t> record(bool is_failed, bool is_slow) {
+    std::uint64_t t = totals.load(std::memory_order_acquire);
+    const std::uint32_t g = gen(t) & 0xFFFF;
+    const std::uint32_t mine = g << 8 | kUsed | (is_failed ? kFailed : 0) | (is_slow ? kSlow : 0);
+    const std::uint32_t old = slots[next.fetch_add(1, std::memory_order_relaxed) % size].exchange(mine);
+    const bool old_counts = (old >> 8) == g && (old & kUsed);
+    const auto delta = [&](std::uint32_t flag) {
+      return static_cast<std::int32_t>((mine & flag) != 0) - static_cast<std::int32_t>(old_counts && (old & flag));
+    };
+    for (;;) {
+      if (gen(t) != g) return std::nullopt;
+      const std::uint64_t updated =
+          pack(g, calls(t) + (old_counts ? 0 : 1), static_cast<std::uint32_t>(static_cast<std::int32_t>(failed(t)) + delta(kFailed)),
+               static_cast<std::uint32_t>(static_cast<std::int32_t>(slow(t)) + delta(kSlow)));
+      if (totals.compare_exchange_weak(t, updated, std::memory_order_acq_rel)) return updated;
+    }
+  }
+};
+
 Result<std::unique_ptr<CircuitBreaker>> CircuitBreaker::create(std::string name, CircuitBreakerConfig config,
                                                               std::shared_ptr<const Clock> clock, Listener listener) {
   EMBER_RETURN_IF_ERROR(config.validate().with_context("breaker '" + name + "'"));
@@ -186,6 +241,10 @@ CircuitBreaker::CircuitBreaker(std::string name, CircuitBreakerConfig config, st
     : name_(std::move(name)), config_(std::move(config)), clock_(std::move(clock)), listener_(std::move(listener)) {
   window_ = std::make_unique<Window>(config_.sliding_window_type, config_.sliding_window_size,
                                      config_.minimum_number_of_calls);
+  if (config_.sliding_window_type == SlidingWindowType::kCountBased &&
+      config_.sliding_window_size <= FastWindow::kMaxSize) {
+    fast_ = std::make_unique<FastWindow>(config_.sliding_window_size, config_.minimum_number_of_calls);
+  }
   state_since_ = clock_->now();
 }
 
@@ -197,6 +256,7 @@ bool CircuitBreaker::move_locked(BreakerState to) {
   state_since_ = clock_->now();
   ++transitions_;
   half_open_permits_ = 0;
+  if (fast_) fast_->restart();  // a fresh CLOSED window; late records of the old one are dropped
   if (to == BreakerState::kHalfOpen) {
     // Trial calls are judged on their own: a count-based window of exactly that many.
     const std::uint32_t n = config_.permitted_calls_in_half_open_state;
@@ -260,6 +320,29 @@ void CircuitBreaker::on_result(StatusCode code, std::chrono::nanoseconds duratio
   const bool slow = duration >= config_.slow_call_duration;
   BreakerState from{};
   BreakerState to{};
+  if (fast_ && state_.load(std::memory_order_acquire) == BreakerState::kClosed) {
+    // The healthy path: recorded without the lock, which is taken only to trip.
+    const auto t = fast_->record(failed, slow);
+    if (!t) return;
+    const std::uint32_t calls = FastWindow::calls(*t);
+    if (calls < fast_->minimum ||
+        (100.0 * FastWindow::failed(*t) < config_.failure_rate_threshold * calls &&
+         100.0 * FastWindow::slow(*t) < config_.slow_call_rate_threshold * calls)) {
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      from = state_;
+      // Still CLOSED, and still the window this record tripped.
+      if (state_ == BreakerState::kClosed &&
+          FastWindow::gen(fast_->totals.load(std::memory_order_acquire)) == FastWindow::gen(*t)) {
+        move_locked(BreakerState::kOpen);
+      }
+      to = state_;
+    }
+    notify(from, to);
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(mutex_);
     from = state_;
@@ -291,11 +374,21 @@ BreakerMetrics CircuitBreaker::metrics() const {
   window_->expire(clock_->now());
   BreakerMetrics m;
   m.state = state_;
-  m.failure_rate = window_->failure_rate();
-  m.slow_call_rate = window_->slow_rate();
-  m.calls = window_->totals.calls;
-  m.failed_calls = window_->totals.failed;
-  m.slow_calls = window_->totals.slow;
+  if (fast_ && state_ == BreakerState::kClosed) {
+    const std::uint64_t t = fast_->totals.load(std::memory_order_acquire);
+    m.calls = FastWindow::calls(t);
+    m.failed_calls = FastWindow::failed(t);
+    m.slow_calls = FastWindow::slow(t);
+    const bool judged = m.calls >= fast_->minimum && m.calls > 0;
+    m.failure_rate = judged ? 100.0F * static_cast<float>(m.failed_calls) / static_cast<float>(m.calls) : -1.0F;
+    m.slow_call_rate = judged ? 100.0F * static_cast<float>(m.slow_calls) / static_cast<float>(m.calls) : -1.0F;
+  } else {
+    m.failure_rate = window_->failure_rate();
+    m.slow_call_rate = window_->slow_rate();
+    m.calls = window_->totals.calls;
+    m.failed_calls = window_->totals.failed;
+    m.slow_calls = window_->totals.slow;
+  }
   m.not_permitted_calls = not_permitted_;
   m.transitions = transitions_;
   return m;
@@ -325,6 +418,7 @@ void CircuitBreaker::reset() {
     move_locked(BreakerState::kClosed);
     window_ = std::make_unique<Window>(config_.sliding_window_type, config_.sliding_window_size,
                                        config_.minimum_number_of_calls);
+    if (fast_) fast_->restart();
     state_since_ = clock_->now();
   }
   notify(from, BreakerState::kClosed);

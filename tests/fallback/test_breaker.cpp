@@ -3,6 +3,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -267,4 +268,32 @@ TEST_CASE("breaker: configs out of range are refused, naming the field") {
   c.sliding_window_type = ember::SlidingWindowType::kTimeBased;
   c.sliding_window_size = 100000;
   refused(c, "sliding_window_size");
+}
+
+TEST_CASE("breaker: many threads record a CLOSED window at once, without losing count, and trip once") {
+  Fixture f;
+  CircuitBreakerConfig config;  // count-based, 100 calls: recorded without the lock
+  config.sliding_window_size = 100;
+  config.minimum_number_of_calls = 100;
+  config.failure_rate_threshold = 50;
+  auto b = f.make(config);
+  const auto hammer = [&](StatusCode code, int calls) {
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&] {
+        for (int i = 0; i < calls; ++i) (void)call(*b, code);
+      });
+    }
+    for (auto& t : threads) t.join();
+  };
+  hammer(StatusCode::kOk, 5000);
+  auto m = b->metrics();
+  CHECK(m.state == BreakerState::kClosed);
+  CHECK(m.calls == 100);  // the window holds its size, however the threads interleaved
+  CHECK(m.failed_calls == 0);
+  CHECK(m.failure_rate == 0.0F);
+  hammer(StatusCode::kInternal, 200);
+  CHECK(b->state() == BreakerState::kOpen);
+  CHECK(f.changes.size() == 1);  // one transition, though every thread saw the rate cross
+  CHECK(b->metrics().not_permitted_calls > 0);
 }
