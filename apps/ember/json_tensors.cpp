@@ -126,39 +126,6 @@ DType default_dtype(const nlohmann::json& v) {
   return cur->is_boolean() ? DType::kBool : DType::kFloat32;
 }
 
-float half_to_float(std::uint16_t h) {
-  const std::uint32_t sign = (h & 0x8000u) << 16;
-  std::uint32_t exp = (h >> 10) & 0x1f;
-  std::uint32_t mant = h & 0x3ffu;
-  std::uint32_t bits;
-  if (exp == 0x1f) {
-    bits = sign | 0x7f800000u | (mant << 13);
-  } else if (exp == 0) {
-    if (mant == 0) {
-      bits = sign;
-    } else {  // subnormal: normalise
-      int e = -1;
-      do {
-        ++e;
-        mant <<= 1;
-      } while ((mant & 0x400u) == 0);
-      bits = sign | (static_cast<std::uint32_t>(127 - 15 - e) << 23) | ((mant & 0x3ffu) << 13);
-    }
-  } else {
-    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-float bfloat_to_float(std::uint16_t b) {
-  const std::uint32_t bits = static_cast<std::uint32_t>(b) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
 template <typename F>
 void append_float(std::string& out, F x) {
   if (std::isnan(x)) {
@@ -178,8 +145,8 @@ void append_element(std::string& out, const Tensor& t, std::int64_t i) {
   switch (t.dtype()) {
     case DType::kFloat32: append_float(out, static_cast<const float*>(base)[idx]); break;
     case DType::kFloat64: append_float(out, static_cast<const double*>(base)[idx]); break;
-    case DType::kFloat16: append_float(out, half_to_float(static_cast<const std::uint16_t*>(base)[idx])); break;
-    case DType::kBFloat16: append_float(out, bfloat_to_float(static_cast<const std::uint16_t*>(base)[idx])); break;
+    case DType::kFloat16:
+    case DType::kBFloat16: append_float(out, static_cast<float>(t.at(idx).value_or(NAN))); break;  // exact: a widened float
     case DType::kInt64: out += std::to_string(static_cast<const std::int64_t*>(base)[idx]); break;
     case DType::kInt32: out += std::to_string(static_cast<const std::int32_t*>(base)[idx]); break;
     case DType::kInt8: out += std::to_string(static_cast<const std::int8_t*>(base)[idx]); break;

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "ember/fallback.hpp"
+#include "threads/spin.hpp"
 
 namespace ember {
 namespace detail {
@@ -20,30 +21,10 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 
 namespace {
 
-// How long a requester and an idle worker poll before they sleep: a hand-off through a
-// condition variable costs tens of microseconds of wake-up; polling briefly avoids it
-// for models that answer quickly and for requests that come back to back.
+// How long a requester polls for its answer before it sleeps (see threads/spin.hpp).
 constexpr auto kSpin = std::chrono::microseconds(30);
 // How long before a deadline a waiting requester stops sleeping and starts polling.
 constexpr auto kDeadlineLead = std::chrono::microseconds(300);
-
-void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#else
-  std::this_thread::yield();
-#endif
-}
-
-// Polls `ready` until it holds or `limit` passes; true when it held.
-template <typename Ready>
-bool spin_until(Ready&& ready, SteadyTime limit) {
-  for (int i = 0;; ++i) {
-    if (ready()) return true;
-    if ((i & 63) == 63 && std::chrono::steady_clock::now() >= limit) return false;
-    cpu_relax();
-  }
-}
 
 // One budgeted call, shared by the requester and the worker.
 struct Call {

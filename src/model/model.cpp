@@ -136,6 +136,20 @@ struct ModelImpl {
     }
   }
 
+  // What observers are told of a request: the parts common to one record and a batch.
+  RequestEvent event(const AnswerOrigin& origin, const ChainResult& result, const Tensor* input,
+                     const Status& status) const {
+    RequestEvent e;
+    e.request_id = origin.request_id;
+    e.model_name = name;
+    e.model_version = version;
+    e.model_input = input;
+    e.result = &result;
+    e.latency = origin.latency;
+    e.status = status;
+    return e;
+  }
+
   void stamp(AnswerOrigin& origin, std::uint64_t id, std::chrono::steady_clock::time_point start) const {
     origin.model_name = name;  // assignments reuse the strings' memory
     origin.model_version = version;
@@ -182,16 +196,9 @@ struct ModelImpl {
     }
     stamp(p, id, start);
     if (!observers.empty()) {
-      RequestEvent e;
-      e.request_id = id;
-      e.model_name = name;
-      e.model_version = version;
+      RequestEvent e = event(p, p, input, st);
       e.features = &s.row;
-      e.model_input = input;
-      e.result = &p;
       e.validation = &p.validation;
-      e.latency = p.latency;
-      e.status = st;
       notify(e);
     }
     return st;
@@ -542,16 +549,9 @@ Status Model::predict_batch(std::span<const std::string_view> records, BatchPred
     }
     m.stamp(prediction, id, start);
     if (!m.observers.empty()) {
-      RequestEvent e;
-      e.request_id = id;
-      e.model_name = m.name;
-      e.model_version = m.version;
+      RequestEvent e = m.event(prediction, prediction, input.defined() ? &input : nullptr, st);
       e.batch_features = &prepared.features;
-      e.model_input = input.defined() ? &input : nullptr;
-      e.result = &prediction;
       e.batch_validation = &prediction.validation;
-      e.latency = prediction.latency;
-      e.status = st;
       m.notify(e);
     }
     return st;

@@ -9,20 +9,11 @@
 #include <vector>
 
 #include "ember/threads.hpp"
+#include "threads/spin.hpp"
 
 namespace ember {
 
 TaskExecutor::~TaskExecutor() = default;
-
-namespace {
-void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#else
-  std::this_thread::yield();
-#endif
-}
-}  // namespace
 
 struct ThreadPool::State {
   ThreadPoolOptions options;
@@ -54,12 +45,9 @@ struct ThreadPool::State {
       if (!stop && tasks.empty()) {  // poll a little before sleeping
         ++polling;
         lock.unlock();
-        const auto limit = std::chrono::steady_clock::now() + options.spin;
-        for (int i = 0;; ++i) {
-          if (queued.load(std::memory_order_acquire) > 0 || stopping.load(std::memory_order_relaxed)) break;
-          if ((i & 63) == 63 && std::chrono::steady_clock::now() >= limit) break;
-          cpu_relax();
-        }
+        detail::spin_until(
+            [&] { return queued.load(std::memory_order_acquire) > 0 || stopping.load(std::memory_order_relaxed); },
+            std::chrono::steady_clock::now() + options.spin);
         lock.lock();
         --polling;
       }
