@@ -44,6 +44,7 @@ struct Data {
   std::vector<double> row;  // the first record, preprocessed: the chain's input
   std::vector<float> row32;  // the same, cast as the model takes it
   std::unique_ptr<ember::Model> observed;  // the model again, with one observer that does nothing
+  std::unique_ptr<ember::Model> no_torch;  // the same schema and pipeline, the linear model as primary
   std::shared_ptr<ember::TorchExecutor> executor;
   std::shared_ptr<ember::Stage> primary;
   std::shared_ptr<ember::Stage> linear;
@@ -84,6 +85,14 @@ Data& data() {
     out.linear = check(ember::make_linear_stage(check(ember::LinearModel::load(out.dir + "/linear.json"), "linear"),
                                                 ember::LinearOutput::kPositiveProba),
                        "linear stage");
+    ember::ChainOptions co;
+    co.input_width = out.row.size();
+    co.stages.push_back({"linear", out.linear, std::nullopt});
+    co.stages.push_back({"cache", check(ember::make_cache_stage({}), "cache"), std::nullopt});
+    co.stages.push_back({"default", check(ember::make_default_stage({{"output", {0.5F}}}), "default"), std::nullopt});
+    out.no_torch = check(ember::Model::assemble(out.model->schema(), *out.model->pipeline(),
+                                                check(ember::FallbackChain::create(std::move(co)), "chain")),
+                         "no-torch model");
     return out;
   }();
   return d;
@@ -254,6 +263,9 @@ void predict_loop(benchmark::State& state, const ember::Model& model) {
 }
 
 void BM_PredictEndToEnd(benchmark::State& state) { predict_loop(state, *data().model); }
+// ember's own request path alone (validation, preprocessing, chain, cache), with a model
+// that does not call LibTorch: how it scales with threads shows ember's locks, not the model's.
+void BM_PredictNoTorch(benchmark::State& state) { predict_loop(state, *data().no_torch); }
 
 // The cost of observers: the same model with one observer that does nothing, paired
 // request by request with the model that has none. What a model with no observer pays
@@ -278,5 +290,6 @@ BENCHMARK(BM_PairedChainHealthy)->Iterations(20000);
 BENCHMARK(BM_PairedFailover)->Iterations(50000);
 BENCHMARK(BM_HangBudget5ms)->Iterations(400)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_PredictEndToEnd)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(BM_PredictNoTorch)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_PairedObserver)->Iterations(20000);
 BENCHMARK_MAIN();

@@ -186,10 +186,11 @@ def main():
           f">= 50x {met(python_us / e2e >= 50)}")
     print(f"{'  paired, call by call: no observer / one':44} {obs['a_us']:>6.2f} / {obs['b_us']:.2f} us  one no-op "
           f"observer {obs['b_minus_a_us'] * 1000:+.0f} ns (no observer pays less): <= 20 ns {met(obs['b_minus_a_us'] <= 0.02)}")
-    for what, name in (("predict end to end", "BM_PredictEndToEnd"), ("executor alone", "BM_ExecutorDirect")):
+    for what, name in (("predict end to end", "BM_PredictEndToEnd"), ("executor alone", "BM_ExecutorDirect"),
+                       ("predict, linear model (no LibTorch)", "BM_PredictNoTorch")):
         one, two = rate[f"{name}/real_time/threads:1"], rate[f"{name}/real_time/threads:2"]
         goal = f": >= 1.8x {met(two / one >= 1.8)}" if name == "BM_PredictEndToEnd" else ""
-        print(f"{'requests/s, ' + what + ', 1 -> 2 threads':44} {one:>10.0f} -> {two:.0f}  {two / one:.2f}x{goal}")
+        print(f"{'requests/s, ' + what + ', 1 -> 2 threads':52} {one:>9.0f} -> {two:.0f}  {two / one:.2f}x{goal}")
     return 0
 
 

@@ -83,8 +83,10 @@ EMBER_API Result<std::shared_ptr<Stage>> make_linear_stage(LinearModel model, Li
 
 /// A cache of recent answers, keyed by a hash of the model's input row (the validated,
 /// preprocessed features; equal rows are compared whole, so a hash collision is a miss).
-/// A large cache is split into shards with a lock each; storing an answer never waits
-/// (a row whose shard is busy at that moment is not stored).
+/// A cache of 2,048 rows or more is split into shards, one per thread stripe: a thread
+/// stores into its own (so threads share no lock on the healthy path), and a lookup
+/// takes the freshest answer of any shard. Storing never waits for a lock (a row whose
+/// shard is busy at that moment is not stored).
 struct CacheOptions {
   std::size_t capacity = 10000;                                   ///< rows; the least recently used goes first
   std::chrono::nanoseconds time_to_live = std::chrono::minutes(10); ///< an older answer is not served

@@ -67,7 +67,9 @@ struct PredictOptions {
 struct AnswerOrigin {
   std::string model_name;     ///< ModelOptions::name
   std::string model_version;  ///< ModelOptions::version
-  std::uint64_t request_id = 0;  ///< unique per Model, from 1, in arrival order
+  /// Unique per Model, never 0; increasing on each thread, but not dense and not ordered
+  /// across threads (threads draw them without sharing a counter).
+  std::uint64_t request_id = 0;
   std::chrono::nanoseconds latency{0};
 };
 

@@ -76,12 +76,21 @@ namespace {
 // chain's rows, which later stages and the cache see, stay as they were. Outputs that
 // alias the input are copied by the executor, so reusing the buffer is safe.
 template <typename T>
-Result<Tensor> cast_rows(const Tensor& features) {
-  thread_local std::vector<T> buffer;
+Result<const Tensor*> cast_rows(const Tensor& features) {
+  struct Buffer {
+    std::vector<T> values;
+    Tensor view;  // kept while it fits: making a Tensor allocates its shape
+  };
+  thread_local Buffer b;
   const auto src = features.values<double>();
-  if (buffer.size() < src.size()) buffer.resize(src.size());
-  std::copy(src.begin(), src.end(), buffer.begin());  // a cast, element by element
-  return Tensor::view(std::span<T>(buffer.data(), src.size()), features.shape());
+  if (b.values.size() < src.size()) b.values.resize(src.size());
+  std::copy(src.begin(), src.end(), b.values.begin());  // a cast, element by element
+  if (!b.view.defined() || b.view.data() != b.values.data() || b.view.shape() != features.shape()) {
+    auto view = Tensor::view(std::span<T>(b.values.data(), src.size()), features.shape());
+    if (!view.ok()) return view.status();
+    b.view = std::move(view).value();
+  }
+  return &b.view;
 }
 
 class ExecutorStage final : public Stage {
@@ -95,7 +104,7 @@ class ExecutorStage final : public Stage {
     }
     auto input = dtype_ == DType::kFloat32 ? cast_rows<float>(features) : cast_rows<double>(features);
     if (!input.ok()) return input.status();
-    return executor_->run({&*input, 1});
+    return executor_->run({*input, 1});
   }
   std::string type() const override {
     const std::string name = executor_->name();

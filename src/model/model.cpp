@@ -12,6 +12,7 @@
 #include <thread>
 #include <utility>
 
+#include "core/striped.hpp"
 #include "model/model_internal.hpp"
 
 namespace ember {
@@ -61,7 +62,7 @@ class ScratchPool {
  public:
   explicit ScratchPool(JsonLimits limits) : limits_(limits) {}
   ~ScratchPool() {
-    for (auto& slot : slots_) delete slot.load();
+    for (auto& slot : slots_) delete slot.load();  // NOLINT(cppcoreguidelines-owning-memory)
   }
   ScratchPool(const ScratchPool&) = delete;
   ScratchPool& operator=(const ScratchPool&) = delete;
@@ -96,13 +97,13 @@ class ScratchPool {
   }
 
  private:
-  static constexpr std::size_t kSlots = 16;
-  static std::size_t home() noexcept {
-    const std::uint64_t h = std::hash<std::thread::id>{}(std::this_thread::get_id());
-    return static_cast<std::size_t>((h * 0x9E3779B97F4A7C15ULL) >> 60) % kSlots;  // thread ids are aligned
-  }
+  static constexpr std::size_t kSlots = 2 * kStripes;
+  static std::size_t home() noexcept { return 2 * thread_stripe(); }
+  struct alignas(64) Slot : std::atomic<Scratch*> {  // one cache line each: threads do not share them
+    Slot() : std::atomic<Scratch*>(nullptr) {}
+  };
   JsonLimits limits_;
-  std::array<std::atomic<Scratch*>, kSlots> slots_{};
+  std::array<Slot, kSlots> slots_{};
 };
 
 struct ModelImpl {
@@ -114,7 +115,8 @@ struct ModelImpl {
   std::shared_ptr<TaskExecutor> executor;
   std::vector<std::shared_ptr<Observer>> observers;
   mutable ScratchPool scratch;
-  mutable std::atomic<std::uint64_t> requests{0}, invalid{0}, flagged{0}, failed{0}, observer_errors{0};
+  // Bumped on every request: striped, so that threads do not share their cache lines.
+  mutable StripedCounter requests, invalid, flagged, failed, observer_errors;
 
   ModelImpl(Schema s, std::optional<Pipeline> p, std::unique_ptr<FallbackChain> c)
       : schema(std::move(s)), pipeline(std::move(p)), chain(std::move(c)), scratch(schema.options().limits) {}
@@ -131,7 +133,7 @@ struct ModelImpl {
       try {
         o->on_request(event);
       } catch (...) {  // an observer must not change the answer
-        observer_errors.fetch_add(1, std::memory_order_relaxed);
+        observer_errors.add();
       }
     }
   }
@@ -162,7 +164,7 @@ struct ModelImpl {
   template <typename Validate>
   Status predict_one(Prediction& p, const PredictOptions& options, Validate&& validate) const {
     const auto start = std::chrono::steady_clock::now();
-    const std::uint64_t id = requests.fetch_add(1, std::memory_order_relaxed) + 1;
+    const std::uint64_t id = requests.add_unique(1);
     // Nothing of an earlier request may be left in `p` when this one fails early; its
     // outputs are kept for the chain's stages to write into, and cleared on failure.
     p.served_by.clear();
@@ -180,7 +182,7 @@ struct ModelImpl {
     }
     if (!st.ok()) {
       p.outputs.clear();
-      invalid.fetch_add(1, std::memory_order_relaxed);
+      invalid.add();
     } else {
       for (std::uint32_t f : p.validation.flagged()) {
         const std::string& feature = schema.features()[f].name;
@@ -188,11 +190,11 @@ struct ModelImpl {
           p.flagged_features.push_back(feature);
         }
       }
-      if (!p.flagged_features.empty()) flagged.fetch_add(1, std::memory_order_relaxed);
+      if (!p.flagged_features.empty()) flagged.add();
       EMBER_RETURN_IF_ERROR(s.view_input(width));
       input = &s.input;
       st = chain->run(*input, p, RunOptions{options.budget});
-      if (!st.ok()) failed.fetch_add(1, std::memory_order_relaxed);
+      if (!st.ok()) failed.add();
     }
     stamp(p, id, start);
     if (!observers.empty()) {
@@ -288,8 +290,8 @@ Status ModelImpl::prepare(std::span<const std::string_view> records, PreparedBat
   }
   out.rows = rows;
   out.inputs.resize(rows * width);
-  invalid.fetch_add(out.validation.invalid, std::memory_order_relaxed);
-  flagged.fetch_add(out.validation.flagged, std::memory_order_relaxed);
+  invalid.add(out.validation.invalid);
+  flagged.add(out.validation.flagged);
   if (rows == 0) return invalid_argument("none of the " + std::to_string(records.size()) + " records is valid");
   return {};
 }
@@ -322,7 +324,7 @@ Status ModelImpl::execute(const Tensor& inputs, BatchPrediction& p, const Predic
   if (st.code() == StatusCode::kInvalidArgument || n < 2) {  // a malformed input, or nothing to split
     p.rows.assign(static_cast<std::size_t>(std::max<std::int64_t>(n, 0)), RowOutcome{st, ""});
     p.failed_rows = p.rows.size();
-    failed.fetch_add(1, std::memory_order_relaxed);
+    failed.add();
     return st;
   }
   // The chain could not answer the batch: each row alone, so that a row that fails does
@@ -360,7 +362,7 @@ Status ModelImpl::execute(const Tensor& inputs, BatchPrediction& p, const Predic
   }
   p.skipped = std::move(skipped);
   if (p.failed_rows == static_cast<std::size_t>(n)) {
-    failed.fetch_add(1, std::memory_order_relaxed);
+    failed.add();
     return st;
   }
   p.outputs = std::move(outputs);
@@ -506,7 +508,7 @@ Result<Prediction> Model::predict(const Record& record, const PredictOptions& op
 Status Model::prepare(std::span<const std::string_view> records, PreparedBatch& prepared,
                       const PredictOptions& options) const {
   return detail::guarded("prepare", [&] {
-    impl_->requests.fetch_add(records.size(), std::memory_order_relaxed);
+    impl_->requests.add(records.size());
     auto lease = impl_->scratch.take();
     return impl_->prepare(records, prepared, options, lease->parser);
   });
@@ -515,7 +517,7 @@ Status Model::prepare(std::span<const std::string_view> records, PreparedBatch& 
 Status Model::execute(const Tensor& inputs, BatchPrediction& prediction, const PredictOptions& options) const {
   return detail::guarded("execute", [&] {
     const auto start = std::chrono::steady_clock::now();
-    const std::uint64_t id = impl_->requests.fetch_add(1, std::memory_order_relaxed) + 1;
+    const std::uint64_t id = impl_->requests.add_unique(1);
     Status st = impl_->execute(inputs, prediction, options);
     impl_->stamp(prediction, id, start);
     return st;
@@ -527,7 +529,7 @@ Status Model::predict_batch(std::span<const std::string_view> records, BatchPred
   return detail::guarded("predict_batch", [&] {
     const auto start = std::chrono::steady_clock::now();
     auto& m = *impl_;
-    const std::uint64_t id = m.requests.fetch_add(records.size(), std::memory_order_relaxed) + 1;
+    const std::uint64_t id = m.requests.add_unique(std::max<std::size_t>(records.size(), 1));
     auto lease = m.scratch.take();
     PreparedBatch& prepared = lease->prepared;
     Status st = m.prepare(records, prepared, options, lease->parser);
