@@ -7,19 +7,17 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
-#include <thread>
 
 namespace ember::detail {
 
 inline constexpr std::size_t kStripes = 8;
 
-/// This thread's stripe, in [0, kStripes): a mix of its id, computed once per thread.
+/// This thread's stripe, in [0, kStripes): dealt round-robin to threads as they first
+/// ask, so that up to kStripes threads never share one (a hash of thread ids collides).
+/// The dealer is one constant-initialised counter: no object is built at start-up.
 inline std::size_t thread_stripe() noexcept {
-  thread_local const std::size_t stripe = [] {
-    const std::uint64_t h = std::hash<std::thread::id>{}(std::this_thread::get_id());
-    return static_cast<std::size_t>((h * 0x9E3779B97F4A7C15ULL) >> 61) % kStripes;  // ids are aligned
-  }();
+  static std::atomic<std::size_t> dealt{0};
+  thread_local const std::size_t stripe = dealt.fetch_add(1, std::memory_order_relaxed) % kStripes;
   return stripe;
 }
 
