@@ -4,6 +4,8 @@
 // the counters a monitoring system would read.
 //
 //   predict MODEL_DIR [FILE]
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -35,16 +37,14 @@ int main(int argc, char** argv) {
       std::printf("%2d  refused: %s\n", n, s.to_string().c_str());
       continue;
     }
-    const float score = p.outputs.find("output")->values<float>()[0];
-    std::printf("%2d  %.4f  by %-8.*s %6.1f us", n, score, static_cast<int>(p.served_by.size()), p.served_by.data(),
+    const double score = p.value().value_or(NAN);  // checked: "output", element 0
+    std::printf("%2d  %.4f  by %-8s %6.1f us", n, score, p.served_by.c_str(),
                 std::chrono::duration<double, std::micro>(p.latency).count());
     for (const auto& skipped : p.skipped) {
-      std::printf("  [%.*s skipped: %s]", static_cast<int>(skipped.stage.size()), skipped.stage.data(),
+      std::printf("  [%s skipped: %s]", skipped.stage.c_str(),
                   std::string(ember::status_code_name(skipped.status.code())).c_str());
     }
-    for (auto feature : p.flagged_features) {
-      std::printf("  [%.*s outside its training range]", static_cast<int>(feature.size()), feature.data());
-    }
+    for (const auto& feature : p.flagged_features) std::printf("  [%s outside its training range]", feature.c_str());
     if (p.needs_review_flag()) std::printf("  [needs review]");
     std::printf("\n");
   }
