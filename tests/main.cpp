@@ -12,8 +12,12 @@
 
 #ifdef EMBER_TESTS_UNDER_ASAN
 // Under ASan an impossible allocation must fail as it does in production (calloc
-// returns null); the tests for huge tensors rely on it.
-extern "C" const char* __asan_default_options() { return "allocator_may_return_null=1"; }
+// returns null); the tests for huge tensors rely on it. A test program may give options
+// of its own by defining ember_test_asan_options (tests/alloc/counting_new.cpp).
+extern "C" __attribute__((weak)) const char* ember_test_asan_options();
+extern "C" const char* __asan_default_options() {
+  return ember_test_asan_options != nullptr ? ember_test_asan_options() : "allocator_may_return_null=1";
+}
 #endif
 
 #if defined(__has_feature)

@@ -112,3 +112,45 @@ TEST_CASE("an allocation that fails anywhere on the request path is a Status, ne
     CHECK((s.ok() || s.code() == ember::StatusCode::kResourceExhausted || s.code() == ember::StatusCode::kInvalidArgument));
   }
 }
+
+TEST_CASE("a cache whose growth fails stays as it was", "[cache][alloc]") {
+  auto cache = *ember::make_cache_stage({10000, std::chrono::minutes(10)});
+  const auto row_of = [](double v) { return std::vector<double>{v, v + 0.5, -v}; };
+  const auto answer_of = [](double v) {
+    ember::NamedTensors out;
+    REQUIRE(out.add("output", *ember::Tensor::from_values(std::vector<float>{static_cast<float>(v * 2)}, {1})).ok());
+    return out;
+  };
+  const auto store = [&](double v) {
+    auto row = row_of(v);
+    cache->observe(*ember::Tensor::view(row, {1, 3}), answer_of(v));
+  };
+  const auto served = [&](double v) {
+    auto row = row_of(v);
+    auto out = cache->run(*ember::Tensor::view(row, {1, 3}));
+    return out.ok() && (*out->values<float>("output"))[0] == static_cast<float>(v * 2);
+  };
+  for (int i = 0; i < 64; ++i) store(i);  // the first arena holds 64 rows: the next one grows it
+  std::size_t failures = 0;
+  auto row = row_of(64);
+  const auto features = *ember::Tensor::view(row, {1, 3});
+  const auto answer = answer_of(64);
+  for (std::size_t n = 0; n < 50; ++n) {
+    ember_test::fail_allocation_in(n);  // armed after the test's own allocations
+    try {
+      cache->observe(features, answer);
+    } catch (const std::bad_alloc&) {  // the chain catches it; here the test does
+      ++failures;
+    }
+    const bool failed = ember_test::allocation_failed();
+    ember_test::fail_allocation_in(SIZE_MAX);
+    if (!failed) break;
+    for (int i = 0; i < 64; ++i) {
+      INFO("allocation " << n << " failed; row " << i);
+      REQUIRE(served(i));
+    }
+  }
+  CHECK(failures > 0);
+  store(65);
+  for (int i = 0; i < 66; ++i) CHECK(served(i));
+}

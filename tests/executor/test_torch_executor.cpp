@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "ember/fallback.hpp"
 #include "helpers.hpp"
 
 using ember::DType;
@@ -220,3 +221,36 @@ TEST_CASE("one model serves many threads at once", "[executor][threads]") {
   CHECK(failures.load() == 0);
   CHECK(mismatches.load() == 0);
 }
+
+TEST_CASE("a model that writes into its input changes nothing the chain's caller or cache sees", "[executor][chain]") {
+  // forward(x): x.clamp_(0, 1); x.add_(1); return x.sum(1)
+  ember::ExecutorOptions options;
+  options.device = "cpu";
+  std::shared_ptr<const ember::Executor> executor = load_ok("in_place.pt", options);
+  ember::ChainOptions o;
+  o.input_width = 3;
+  o.stages.push_back({"model", ember::make_executor_stage(executor), std::nullopt});
+  o.stages.push_back({"cache", *ember::make_cache_stage({}), std::nullopt});
+  auto chain = ember::FallbackChain::create(std::move(o));
+  REQUIRE(chain.ok());
+  std::vector<double> row{-5.0, 0.25, 7.0};
+  const std::vector<double> before = row;
+  auto x = *ember::Tensor::view(row, {1, 3});
+  ember::ChainResult r;
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE((*chain)->run(x, r).ok());
+    CHECK((*r.outputs.values<float>("output"))[0] == Approx(1.0F + 1.25F + 2.0F));  // the same each time
+  }
+  CHECK(row == before);  // the caller's row
+  // The cache stored the row as it was: the model, now failing, is answered from it.
+  ember::ChainOptions o2;
+  o2.input_width = 3;
+  auto cache = *ember::make_cache_stage({});
+  o2.stages.push_back({"model", ember::make_executor_stage(executor), std::nullopt});
+  o2.stages.push_back({"cache", cache, std::nullopt});
+  auto second = ember::FallbackChain::create(std::move(o2));
+  REQUIRE(second.ok());
+  REQUIRE((*second)->run(x, r).ok());
+  CHECK(cache->run(x).ok());  // found under the unchanged row
+}
+

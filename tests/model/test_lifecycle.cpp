@@ -8,12 +8,14 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "ember/ember.hpp"
@@ -423,4 +425,49 @@ TEST_CASE("lifecycle: paths in chain.json stay inside the model directory") {
     CHECK(c.status().code() == StatusCode::kInvalidArgument);
   }
   fs::remove_all(dir.parent_path());
+}
+
+TEST_CASE("lifecycle: when no thread can be had, the work is refused or done here, never lost") {
+  // An executor that refuses every task (as a full pool, or a system out of threads), and
+  // one whose post() throws (a host's bug).
+  struct Refusing final : ember::TaskExecutor {
+    bool post(std::function<void()>) override { return false; }
+    std::size_t concurrency() const noexcept override { return 4; }
+  };
+  struct Throwing final : ember::TaskExecutor {
+    bool post(std::function<void()>) override { throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again)); }
+    std::size_t concurrency() const noexcept override { return 4; }
+  };
+  for (std::shared_ptr<ember::TaskExecutor> executor :
+       {std::shared_ptr<ember::TaskExecutor>(std::make_shared<Refusing>()),
+        std::shared_ptr<ember::TaskExecutor>(std::make_shared<Throwing>())}) {
+    ChainOptions o;
+    o.input_width = 3;
+    o.budget = std::chrono::seconds(5);
+    o.executor = executor;
+    o.stages.push_back({"probe", std::make_shared<Probe>(), std::nullopt});
+    o.stages.push_back({"default", *ember::make_default_stage({{"output", {-1.0F}}}), std::nullopt});
+    auto chain = FallbackChain::create(std::move(o));  // outputs() is asked on this thread instead
+    REQUIRE(chain.ok());
+    std::vector<double> row{1, 1.7e9 + 1, 0};
+    ember::ChainResult r;
+    REQUIRE((*chain)->run(*Tensor::view(row, {1, 3}), r).ok());
+    CHECK(r.served_by == "default");  // the budgeted stage could not run: the next one answered
+    REQUIRE(r.skipped.size() == 1);
+    CHECK(r.skipped[0].status.code() == StatusCode::kResourceExhausted);
+
+    // A batch's parts are validated on the caller's thread instead.
+    auto schema = ember::Schema::compile(kSchema);
+    std::vector<std::string> texts(600, R"({"user": 1, "ts": 2, "cents": 3})");
+    std::vector<std::string_view> records(texts.begin(), texts.end());
+    ember::JsonParser parser;
+    ember::FeatureBatch batch;
+    ember::BatchReport report;
+    ember::BatchOptions bo;
+    bo.threads = 4;
+    bo.executor = executor.get();
+    REQUIRE(schema->validate_batch(records, parser, batch, report, bo).ok());
+    CHECK(batch.rows == 600);
+    CHECK(report.valid == 600);
+  }
 }

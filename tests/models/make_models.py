@@ -63,6 +63,15 @@ class Identity(nn.Module):
         return x
 
 
+class InPlace(nn.Module):
+    """Writes into its input, as some real models do (clamp_, add_), then answers from it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x.clamp_(0.0, 1.0)
+        x.add_(1.0)
+        return x.sum(1)
+
+
 class Log(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.log(x)
@@ -128,6 +137,7 @@ def make_others(out: str) -> None:
         "raises": Raises(),
         "identity": Identity(),
         "log": Log(),
+        "in_place": InPlace(),
         "int_argument": IntArgument(),
         "optional_argument": OptionalArgument(),
         "string_output": StringOutput(),
