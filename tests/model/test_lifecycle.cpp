@@ -294,6 +294,17 @@ TEST_CASE("lifecycle: out of memory, a throwing listener and an unlimited budget
   unlimited.budget = std::chrono::nanoseconds::max();
   REQUIRE((*chain)->run(y, r, unlimited).ok());
   CHECK(r.served_by == "default");  // the breaker is open; the budget did not overflow into the past
+
+  // As a chain's own budget too: the stage runs, with no deadline to miss.
+  ChainOptions u;
+  u.input_width = 3;
+  u.budget = std::chrono::nanoseconds::max();
+  u.stages.push_back({"probe", std::make_shared<Probe>(), std::nullopt});
+  auto no_limit = FallbackChain::create(std::move(u));
+  REQUIRE(no_limit.ok());
+  REQUIRE((*no_limit)->run(y, r).ok());
+  CHECK(r.served_by == "probe");
+  CHECK(*r.outputs.values<float>("output").value().data() == 2.0F);
 }
 
 TEST_CASE("lifecycle: a model that writes into its input changes nothing that others see") {
