@@ -153,17 +153,11 @@ class Shard {
   std::uint32_t head_ = kNone, tail_ = kNone;
 };
 
-class CacheStage final : public Stage {
+class CacheStage final : public detail::WritingStage {
  public:
   CacheStage(CacheOptions options, std::shared_ptr<const Clock> clock)
       // A small cache keeps one shard, so that its LRU order is exact.
       : options_(options), clock_(std::move(clock)), shards_(options.capacity >= 2048 ? detail::kStripes : 1) {}
-
-  Result<NamedTensors> run(const Tensor& features) const override {
-    NamedTensors out;
-    EMBER_RETURN_IF_ERROR(run_into(features, out));
-    return out;
-  }
 
   Status run_into(const Tensor& features, NamedTensors& out) const override {
     if (features.dim() != 2 || features.dtype() != DType::kFloat64 || !features.device().is_cpu()) {

@@ -209,12 +209,8 @@ struct ChainImpl {
     Status s;
     try {
       s = link.stage->run_into(features, out);
-    } catch (const std::bad_alloc&) {
-      s = Status(StatusCode::kResourceExhausted, "out of memory");
-    } catch (const std::exception& e) {
-      s = internal_error(std::string("the stage threw: ") + e.what());
     } catch (...) {
-      s = internal_error("the stage threw a non-standard exception");
+      s = stage_exception();
     }
     const std::int64_t rows = features.size(0);
     if (!s.ok() && s.code() == StatusCode::kResourceExhausted &&
@@ -228,15 +224,24 @@ struct ChainImpl {
     return conform(link, out, rows);
   }
 
-  static Result<NamedTensors> guarded(const Link& link, const Tensor& features) {
+  // What an exception a stage threw becomes; called in a catch block.
+  static Status stage_exception() {
     try {
-      return link.stage->run(features);
+      throw;
     } catch (const std::bad_alloc&) {
       return Status(StatusCode::kResourceExhausted, "out of memory");
     } catch (const std::exception& e) {
       return internal_error(std::string("the stage threw: ") + e.what());
     } catch (...) {
       return internal_error("the stage threw a non-standard exception");
+    }
+  }
+
+  static Result<NamedTensors> guarded(const Link& link, const Tensor& features) {
+    try {
+      return link.stage->run(features);
+    } catch (...) {
+      return stage_exception();
     }
   }
 
@@ -476,16 +481,18 @@ Result<std::unique_ptr<FallbackChain>> FallbackChain::create(ChainOptions option
 }
 
 Status FallbackChain::run(const Tensor& features, ChainResult& result, const RunOptions& options) const {
+  Status s;
   try {
-    return run_unguarded(features, result, options);
+    s = run_unguarded(features, result, options);
   } catch (const std::bad_alloc&) {
-    result.outputs.clear();
-    return Status(StatusCode::kResourceExhausted, "out of memory");  // short: no allocation
+    s = Status(StatusCode::kResourceExhausted, "out of memory");  // short: no allocation
   } catch (const std::exception& e) {
-    return internal_error(std::string("chain: ") + e.what());
+    s = internal_error(std::string("chain: ") + e.what());
   } catch (...) {
-    return internal_error("chain: a non-standard exception");
+    s = internal_error("chain: a non-standard exception");
   }
+  if (!s.ok()) result.outputs.clear();  // nothing of an earlier or partial answer stays
+  return s;
 }
 
 Status FallbackChain::run_unguarded(const Tensor& features, ChainResult& result, const RunOptions& options) const {
@@ -497,15 +504,11 @@ Status FallbackChain::run_unguarded(const Tensor& features, ChainResult& result,
   if (!features.defined() || features.dim() != 2 || features.dtype() != DType::kFloat64 ||
       !features.device().is_cpu() || features.size(1) != static_cast<std::int64_t>(impl.input_width) ||
       features.size(0) < 1) {
-    result.outputs.clear();
     return invalid_argument("chain: expected a float64 host matrix of rows x " + std::to_string(impl.input_width) +
                             ", got " + (features.defined() ? features.describe() : std::string("an undefined tensor")));
   }
   const auto budget = options.budget.value_or(impl.budget);
-  if (budget.count() < 0) {
-    result.outputs.clear();
-    return invalid_argument("chain: the budget must not be negative");
-  }
+  if (budget.count() < 0) return invalid_argument("chain: the budget must not be negative");
   const detail::SteadyTime now = std::chrono::steady_clock::now();
   // A budget that would overflow the clock (nanoseconds::max(): "no limit") is no limit.
   const bool timed = budget.count() > 0 && budget < detail::SteadyTime::max() - now;
@@ -572,9 +575,8 @@ Status FallbackChain::run_unguarded(const Tensor& features, ChainResult& result,
     impl.flag_low_confidence(result);
     return {};
   }
-  result.outputs.clear();  // nothing of a partial answer stays
   std::string why = "every stage failed:";
-  for (const auto& s : result.skipped) why += " [" + std::string(s.stage) + "] " + s.status.to_string() + ";";
+  for (const auto& s : result.skipped) why += " [" + s.stage + "] " + s.status.to_string() + ";";
   why.pop_back();
   const StatusCode code = result.skipped.empty() ? StatusCode::kInternal : result.skipped.back().status.code();
   return Status(code, why);

@@ -21,6 +21,7 @@ namespace ember {
 Stage::~Stage() = default;
 Result<std::vector<OutputSpec>> Stage::outputs(std::size_t /*input_width*/) const { return std::vector<OutputSpec>{}; }
 void Stage::observe(const Tensor& /*features*/, const NamedTensors& /*outputs*/) const {}
+void Stage::cancel() const {}
 
 Status Stage::run_into(const Tensor& features, NamedTensors& out) const {
   auto answer = run(features);
@@ -55,7 +56,6 @@ Status writable_outputs(NamedTensors& out, const std::vector<OutputSpec>& specs,
 }
 
 }  // namespace detail
-void Stage::cancel() const {}
 
 std::string describe_outputs(const std::vector<OutputSpec>& outputs) {
   std::string s;
@@ -145,7 +145,7 @@ class ExecutorStage final : public Stage {
 };
 
 // ---------------------------------------------------------------------------------
-class LinearStage final : public Stage {
+class LinearStage final : public detail::WritingStage {
  public:
   LinearStage(LinearModel model, LinearOutput output, std::string name, std::size_t width)
       : model_(std::move(model)), output_(output), name_(std::move(name)), width_(width) {
@@ -153,11 +153,6 @@ class LinearStage final : public Stage {
     if (width_ > 1) specs_[0].row_shape.push_back(static_cast<std::int64_t>(width_));
   }
 
-  Result<NamedTensors> run(const Tensor& features) const override {
-    NamedTensors out;
-    EMBER_RETURN_IF_ERROR(run_into(features, out));
-    return out;
-  }
   Status run_into(const Tensor& features, NamedTensors& out) const override {
     const auto values = features.values<double>();
     if (features.dim() != 2 || features.dtype() != DType::kFloat64 || !features.device().is_cpu() ||
@@ -194,7 +189,7 @@ class LinearStage final : public Stage {
 };
 
 // ---------------------------------------------------------------------------------
-class DefaultStage final : public Stage {
+class DefaultStage final : public detail::WritingStage {
  public:
   explicit DefaultStage(std::vector<DefaultOutput> outputs) : outputs_(std::move(outputs)) {
     for (const auto& o : outputs_) {
@@ -204,11 +199,6 @@ class DefaultStage final : public Stage {
     }
   }
 
-  Result<NamedTensors> run(const Tensor& features) const override {
-    NamedTensors out;
-    EMBER_RETURN_IF_ERROR(run_into(features, out));
-    return out;
-  }
   Status run_into(const Tensor& features, NamedTensors& out) const override {
     if (features.dim() < 1) return invalid_argument("default: the input has no rows");
     EMBER_RETURN_IF_ERROR(detail::writable_outputs(out, specs_, features.size(0)));

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "core/striped.hpp"
+#include "fallback/stage_outputs.hpp"
 #include "model/model_internal.hpp"
 
 namespace ember {
@@ -330,15 +331,8 @@ Status ModelImpl::execute(const Tensor& inputs, BatchPrediction& p, const Predic
   // The chain could not answer the batch: each row alone, so that a row that fails does
   // not fail its neighbours.
   NamedTensors outputs;
-  for (const auto& spec : chain->outputs()) {
-    std::vector<std::int64_t> shape{n};
-    shape.insert(shape.end(), spec.row_shape.begin(), spec.row_shape.end());
-    auto t = Tensor::zeros(spec.dtype, shape);
-    if (!t.ok()) return t.status();
-    EMBER_RETURN_IF_ERROR(outputs.add(spec.name, std::move(t).value()));
-  }
-  std::vector<SkippedStage> skipped = std::move(p.skipped);
-  ChainResult one;
+  EMBER_RETURN_IF_ERROR(writable_outputs(outputs, chain->outputs(), n));
+  ChainResult one;  // p.skipped keeps why the whole batch failed
   std::string served_by;
   for (std::int64_t r = 0; r < n; ++r) {
     auto row = inputs.slice_rows(r, r + 1);
@@ -357,10 +351,9 @@ Status ModelImpl::execute(const Tensor& inputs, BatchPrediction& p, const Predic
                   src.nbytes());
     }
     if (served_by.empty()) served_by = one.served_by;
-    for (std::uint32_t i : one.needs_review) (void)i, p.needs_review.push_back(static_cast<std::uint32_t>(r));
+    if (!one.needs_review.empty()) p.needs_review.push_back(static_cast<std::uint32_t>(r));
     p.rows.push_back({Status(), one.served_by});
   }
-  p.skipped = std::move(skipped);
   if (p.failed_rows == static_cast<std::size_t>(n)) {
     failed.add();
     return st;
