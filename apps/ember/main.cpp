@@ -19,6 +19,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cli_common.hpp"
 #include "ember/ember.hpp"
 #include "json_tensors.hpp"
 
@@ -58,6 +59,7 @@ struct TransformArgs {
 
 struct PredictArgs {
   std::string model;
+  std::string registry;
   std::string input;
   std::string output;
   std::string device = "auto";
@@ -343,7 +345,14 @@ int cmd_predict(const PredictArgs& args) {
     if (!rule.ok()) return fail(rule.status().with_context("--inject"));
     options.inject[spec.substr(0, eq)].push_back(*rule);
   }
-  auto model = ember::Model::load(args.model, options);
+  Result<std::unique_ptr<ember::Model>> model = ember::internal_error("not loaded");
+  if (!args.registry.empty() && ember::parse_model_ref(args.model).ok() && !std::filesystem::is_directory(args.model)) {
+    auto registry = ember::Registry::open(args.registry);
+    if (!registry.ok()) return fail(registry.status());
+    model = (*registry)->load_model(args.model, options);
+  } else {
+    model = ember::Model::load(args.model, options);
+  }
   if (!model.ok()) return fail(model.status());
   std::ifstream file;
   auto in = open_input(args.input, file);
@@ -645,6 +654,8 @@ int main(int argc, char** argv) {
   CLI::App* predict = app.add_subcommand(
       "predict", "Predict for JSON lines with a model directory: schema -> pipeline -> fallback chain.");
   predict->footer(
+      "With --registry DIR (or EMBER_REGISTRY), --model may be a reference (churn@production,\n"
+      "churn/3): the version is resolved, verified and loaded from the registry.\n"
       "The model directory holds schema.json, pipeline.json (optional), model.pt and\n"
       "chain.json (optional). Each non-blank input line is one record. Each output line is\n"
       "JSON: {line, outputs, served_by, skipped (stage, code, message), flagged, needs_review,\n"
@@ -655,7 +666,11 @@ int main(int argc, char** argv) {
       "throw, error, hang, slow, nan, oom (e.g. primary=throw,p=0.3 or primary=hang:1s).\n"
       "Exit status: 0 when every record was answered, 1 when any was invalid or unanswered\n"
       "or the command failed, 2 for bad usage.");
-  predict->add_option("-m,--model", predict_args.model, "Model directory")->required();
+  predict->add_option("-m,--model", predict_args.model,
+                      "Model or bundle directory; with a registry, a reference such as churn@production")
+      ->required();
+  predict->add_option("--registry", predict_args.registry, "Registry directory: --model is then NAME/VERSION or NAME@ALIAS")
+      ->envname("EMBER_REGISTRY");
   predict->add_option("-i,--input", predict_args.input, "JSON lines file ('-' for standard input)")->required();
   predict->add_option("-o,--output", predict_args.output, "Write the predictions here instead of standard output");
   predict->add_option("--device", predict_args.device, "Device for TorchScript stages that name none")
@@ -688,6 +703,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "jsonl", "csv"}))
       ->capture_default_str();
 
+  std::function<int()> command;
+  ember_cli::add_bundle_commands(app, command);
+  ember_cli::add_registry_commands(app, command);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -700,6 +719,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ember: usage error: %s\nRun 'ember --help' for usage.\n", e.what());
     return 2;
   }
+  if (command) return command();
   if (info->parsed()) return cmd_info(info_args);
   if (run->parsed()) return cmd_run(run_args);
   if (validate->parsed()) return cmd_validate(validate_args);

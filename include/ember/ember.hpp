@@ -2,6 +2,7 @@
 
 /// Everything in ember's public API (except the optional ember/torch.hpp interop).
 
+#include "ember/bundle.hpp"
 #include "ember/executor.hpp"
 #include "ember/export.hpp"
 #include "ember/fallback.hpp"
@@ -10,6 +11,7 @@
 #include "ember/log.hpp"
 #include "ember/model.hpp"
 #include "ember/pipeline.hpp"
+#include "ember/registry.hpp"
 #include "ember/resilience.hpp"
 #include "ember/schema.hpp"
 #include "ember/status.hpp"

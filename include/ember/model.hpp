@@ -52,6 +52,10 @@ struct ModelOptions {
   std::shared_ptr<TaskExecutor> executor;
   /// Told of every request, on the request's thread (see Observer).
   std::vector<std::shared_ptr<Observer>> observers;
+  /// Model::load of a bundle (a directory with manifest.json) hashes every file before
+  /// it reads one. false checks only that the files are listed and of the listed size:
+  /// for a bundle that was just verified (Registry::load_model does this).
+  bool verify_bundle = true;
 };
 
 /// Per request.
@@ -195,6 +199,10 @@ class EMBER_API Model {
   static Result<std::unique_ptr<Model>> load(const std::filesystem::path& dir, const ModelOptions& options);
   /// The same with default options.
   static Result<std::unique_ptr<Model>> load(const std::filesystem::path& dir);
+  /// A bundle directory (manifest.json beside the files above) is verified first: every
+  /// file listed, of its size and SHA-256, and no other file present (DataLoss naming
+  /// the file otherwise; InvalidArgument naming the field of a malformed manifest). The
+  /// manifest's name becomes ModelOptions::name when that is empty.
 
   /// A model assembled in code. `pipeline` may be empty (then the schema's features are
   /// the input). InvalidArgument when the parts do not fit together. Of `options`, only
@@ -249,6 +257,7 @@ class EMBER_API Model {
   [[nodiscard]] ModelCounters counters() const;
 
  private:
+  static Result<std::unique_ptr<Model>> load_verified(const std::filesystem::path& dir, const ModelOptions& options);
   explicit Model(std::unique_ptr<detail::ModelImpl> impl);
   std::unique_ptr<detail::ModelImpl> impl_;
 };

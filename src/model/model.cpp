@@ -1,4 +1,5 @@
 // Model: schema -> pipeline -> fallback chain, for one record or a batch.
+#include "ember/bundle.hpp"
 #include "ember/model.hpp"
 
 #include <algorithm>
@@ -432,6 +433,23 @@ Result<std::unique_ptr<Model>> Model::assemble(Schema schema, std::optional<Pipe
 Result<std::unique_ptr<Model>> Model::load(const std::filesystem::path& dir, const ModelOptions& options) {
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) return not_found("model directory '" + dir.string() + "' does not exist");
+  // A bundle: nothing is read before every file is verified against the manifest.
+  if (std::filesystem::exists(dir / "manifest.json", ec)) {
+    VerifyOptions verify;
+    verify.hash = options.verify_bundle;
+    auto manifest = verify_bundle(dir, verify);
+    if (!manifest.ok()) return manifest.status();
+    if (options.name.empty()) {
+      ModelOptions named = options;
+      named.name = manifest->name;
+      return load_verified(dir, named);
+    }
+  }
+  return load_verified(dir, options);
+}
+
+Result<std::unique_ptr<Model>> Model::load_verified(const std::filesystem::path& dir, const ModelOptions& options) {
+  std::error_code ec;
   auto schema = Schema::load(dir / "schema.json", options.schema);
   if (!schema.ok()) return schema.status();
   std::optional<Pipeline> pipeline;

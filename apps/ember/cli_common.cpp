@@ -1,0 +1,85 @@
+#include "cli_common.hpp"
+
+#include <chrono>
+#include <cstdlib>
+#include <ctime>
+#include <regex>
+
+#include <unistd.h>
+
+namespace ember_cli {
+
+int fail(const ember::Status& status) {
+  std::fprintf(stderr, "ember: error: %s\n", status.to_string().c_str());
+  return 1;
+}
+
+ember::Progress progress_bar(std::string label, bool force) {
+  if (!force && ::isatty(STDERR_FILENO) == 0) return {};
+  return [label = std::move(label), start = std::chrono::steady_clock::now()](std::uint64_t done, std::uint64_t total) {
+    if (total < (std::uint64_t{16} << 20)) return;
+    const double frac = total == 0 ? 1.0 : static_cast<double>(done) / static_cast<double>(total);
+    const int width = 30;
+    const int filled = static_cast<int>(frac * width);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double mbs = secs > 0 ? static_cast<double>(done) / (1 << 20) / secs : 0.0;
+    std::fprintf(stderr, "\r%s [%.*s%*s] %5.1f%%  %.0f/%.0f MiB  %.0f MiB/s", label.c_str(), filled,
+                 "##############################", width - filled, "", frac * 100.0,
+                 static_cast<double>(done) / (1 << 20), static_cast<double>(total) / (1 << 20), mbs);
+    if (done >= total) std::fputc('\n', stderr);
+    std::fflush(stderr);
+  };
+}
+
+std::string format_time_us(std::int64_t us) {
+  const std::time_t secs = static_cast<std::time_t>(us / 1000000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[64];
+  std::snprintf(out, sizeof out, "%s.%06lldZ", buf, static_cast<long long>(((us % 1000000) + 1000000) % 1000000));
+  return out;
+}
+
+ember::Result<std::int64_t> parse_time_us(const std::string& text) {
+  static const std::regex unix_re(R"(^-?[0-9]{1,12}(\.[0-9]{1,6})?$)");
+  if (std::regex_match(text, unix_re)) return static_cast<std::int64_t>(std::stod(text) * 1e6);
+  static const std::regex rfc(
+      R"(^([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.([0-9]{1,6}))?(Z|([+-])([0-9]{2}):([0-9]{2}))$)");
+  std::smatch m;
+  if (!std::regex_match(text, m, rfc)) {
+    return ember::invalid_argument("time '" + text + "': expected RFC 3339 (2026-12-03T08:00:00Z) or Unix seconds");
+  }
+  std::tm tm{};
+  tm.tm_year = std::stoi(m[1]) - 1900;
+  tm.tm_mon = std::stoi(m[2]) - 1;
+  tm.tm_mday = std::stoi(m[3]);
+  tm.tm_hour = std::stoi(m[4]);
+  tm.tm_min = std::stoi(m[5]);
+  tm.tm_sec = std::stoi(m[6]);
+  if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60) {
+    return ember::invalid_argument("time '" + text + "' is out of range");
+  }
+  std::int64_t us = static_cast<std::int64_t>(timegm(&tm)) * 1000000;
+  if (m[8].matched) {
+    std::string frac = m[8];
+    frac.resize(6, '0');
+    us += std::stoll(frac);
+  }
+  if (m[10].matched) {
+    const std::int64_t off = (std::stoll(m[11]) * 60 + std::stoll(m[12])) * 60 * 1000000;
+    us -= m[10] == "+" ? off : -off;
+  }
+  return us;
+}
+
+std::string actor_or_default(const std::string& actor) {
+  if (!actor.empty()) return actor;
+  for (const char* var : {"EMBER_ACTOR", "USER", "LOGNAME"}) {
+    if (const char* v = std::getenv(var); v != nullptr && *v != '\0') return v;
+  }
+  return "unknown";
+}
+
+}  // namespace ember_cli

@@ -1,0 +1,38 @@
+#pragma once
+
+// Helpers shared by the command groups of the ember tool.
+
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "ember/bundle.hpp"
+#include "ember/status.hpp"
+
+namespace ember_cli {
+
+/// Prints "ember: error: ..." on stderr; returns exit status 1.
+int fail(const ember::Status& status);
+
+/// A progress bar on stderr for long hashing or copying, drawn only when stderr is a
+/// terminal (or when forced) and the work is at least 16 MiB.
+ember::Progress progress_bar(std::string label, bool force = false);
+
+/// "2026-12-03T08:00:00.123456Z".
+std::string format_time_us(std::int64_t us);
+/// RFC 3339 ("2026-12-03T08:00:00Z", fractional seconds and offsets allowed) or Unix
+/// seconds; InvalidArgument otherwise.
+ember::Result<std::int64_t> parse_time_us(const std::string& text);
+
+/// Who is acting: --actor, else $EMBER_ACTOR, else $USER, else "unknown".
+std::string actor_or_default(const std::string& actor);
+
+/// Registers "ember bundle ..." and "ember registry ..."; `run` is set to the chosen
+/// command's body after parsing.
+void add_bundle_commands(CLI::App& app, std::function<int()>& run);
+void add_registry_commands(CLI::App& app, std::function<int()>& run);
+
+}  // namespace ember_cli

@@ -1,0 +1,84 @@
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ember/registry.hpp"
+#include "registry/sqlite.hpp"
+
+namespace ember {
+
+/// What a checkout's file looked like when it was hashed: a later resolve that finds
+/// the same inode, size and modification time trusts it without hashing again. (Not the
+/// change time: checkouts share inodes with the blob store, and every new link to a
+/// blob changes it.)
+struct FileStamp {
+  std::filesystem::path path;
+  std::uint64_t ino = 0;
+  std::uint64_t size = 0;
+  std::int64_t mtime_ns = 0;
+};
+
+struct Registry::Impl {
+  std::filesystem::path dir;
+  RegistryOptions options;
+  std::mutex mu;  // one connection; callers take turns
+  detail::Db db;
+  struct Verified {
+    std::string digest;
+    ResolvedBundle bundle;
+    std::vector<FileStamp> stamps;
+  };
+  std::map<std::pair<std::string, std::int64_t>, Verified, std::less<>> verified;
+
+  std::map<std::string, detail::Stmt, std::less<>> statements;
+
+  /// A prepared statement kept for the registry's life (preparing costs more than a
+  /// cached resolve); reset when the returned handle goes. Hold `mu`.
+  Result<detail::StmtRef> cached(std::string_view sql);
+  std::int64_t now_us() const;
+  /// Appends an event to the audit log; call inside a write transaction.
+  Status audit_append(std::string_view actor, std::string_view event, std::string_view subject,
+                      std::string_view detail_json);
+  /// The row id of name/version: NotFound naming it.
+  Result<std::int64_t> version_id(std::string_view name, std::int64_t version);
+  /// The version a reference names now.
+  Result<std::int64_t> version_of(const ModelRef& ref);
+  /// Records an audit event in its own transaction (for events outside one, such as a
+  /// failed verification).
+  void audit_now(std::string_view actor, std::string_view event, std::string_view subject,
+                 std::string_view detail_json);
+};
+
+namespace detail {
+
+/// An advisory lock on DIR/lock (flock): publishers and first resolves hold it shared
+/// while they add blobs or links, gc holds it exclusive. The kernel drops it when the
+/// process dies, so a killed process never leaves the registry locked.
+class RegistryLock {
+ public:
+  static Result<RegistryLock> take(const std::filesystem::path& registry_dir, bool exclusive);
+  RegistryLock(RegistryLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  RegistryLock& operator=(RegistryLock&&) = delete;
+  ~RegistryLock();
+
+ private:
+  explicit RegistryLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
+std::filesystem::path blob_path(const std::filesystem::path& registry_dir, std::string_view sha256);
+std::string subject(std::string_view name, std::int64_t version);
+/// Audit detail: a JSON object of string fields.
+std::string detail_json(std::initializer_list<std::pair<std::string_view, std::string>> fields);
+Status check_actor(std::string_view actor);
+Status check_alias_name(std::string_view alias);
+std::string audit_hash(std::string_view prev, std::int64_t seq, std::int64_t at_us, std::string_view actor,
+                       std::string_view event, std::string_view subject, std::string_view detail);
+
+}  // namespace detail
+}  // namespace ember
