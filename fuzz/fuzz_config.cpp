@@ -3,19 +3,23 @@
 //   0: LinearModel::parse (then evaluate on a row of ones)
 //   1: Pipeline::parse (then transform a row of missing values)
 //   2: parse_fault_rule
+//   3: parse_manifest (then written out and parsed again: it must still parse)
+//   4: parse_model_ref
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 #include <vector>
 
+#include "ember/bundle.hpp"
 #include "ember/fallback.hpp"
 #include "ember/linear.hpp"
 #include "ember/pipeline.hpp"
+#include "ember/registry.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
   const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
-  switch (data[0] % 3) {
+  switch (data[0] % 5) {
     case 0: {
       auto model = ember::LinearModel::parse(text);
       if (!model.ok() || model->input_width() > 4096) break;
@@ -39,7 +43,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       (void)pipeline->transform(row, out);
       break;
     }
-    default: (void)ember::parse_fault_rule(text); break;
+    case 2: (void)ember::parse_fault_rule(text); break;
+    case 3: {
+      auto manifest = ember::parse_manifest(text);
+      if (!manifest.ok()) break;
+      if (!ember::parse_manifest(ember::manifest_to_json(*manifest)).ok()) __builtin_trap();
+      break;
+    }
+    default: (void)ember::parse_model_ref(text); break;
   }
   return 0;
 }

@@ -51,6 +51,9 @@ struct RegistryOptions {
   /// Called while files are hashed or copied (publish, first resolve, export, check).
   Progress progress;
   BundleLimits limits;
+  /// Hash every file on every resolve, not only the first in this Registry object (later
+  /// ones otherwise check each file's inode, size and modification time).
+  bool rehash_every_resolve = false;
 };
 
 struct Approval {

@@ -48,14 +48,16 @@ Result<std::vector<std::string>> list_files(const fs::path& dir, std::size_t max
   std::error_code ec;
   fs::recursive_directory_iterator it(dir, fs::directory_options::none, ec), end;
   if (ec) return not_found(std::string(what) + " '" + dir.string() + "' cannot be listed: " + ec.message());
+  const std::string prefix = (dir / "").generic_string();
   for (; it != end; it.increment(ec)) {
     if (ec) return data_loss(std::string(what) + " '" + dir.string() + "' cannot be listed: " + ec.message());
     const auto status = it->symlink_status(ec);
-    const std::string rel = fs::relative(it->path(), dir, ec).generic_string();
+    std::string rel = it->path().generic_string();
+    if (rel.compare(0, prefix.size(), prefix) == 0) rel.erase(0, prefix.size());
     if (fs::is_symlink(status)) return data_loss(std::string(what) + ": '" + rel + "' is a symbolic link");
     if (fs::is_directory(status)) continue;
     if (!fs::is_regular_file(status)) return data_loss(std::string(what) + ": '" + rel + "' is not a regular file");
-    out.push_back(rel);
+    out.push_back(std::move(rel));
     if (out.size() > max_files + 1) {
       return invalid_argument(std::string(what) + " holds more than " + std::to_string(max_files) + " files");
     }
@@ -77,11 +79,12 @@ Result<Manifest> verify_bundle(const fs::path& dir, const VerifyOptions& options
   if (!present.ok()) return present.status();
   std::uint64_t total = 0;
   std::set<std::string, std::less<>> listed;
+  // The manifest's paths are plain relative paths (no '..', checked by the parser) and
+  // the walk found no symbolic link below `dir`: every listed path stays inside it.
   for (const auto& f : manifest->files) {
-    auto full = detail::confined_path(dir, f.path, "bundle file");
-    if (!full.ok()) return full.status();
+    const fs::path full = dir / f.path;
     struct stat st {};
-    if (::lstat(full->c_str(), &st) != 0) return data_loss("bundle file '" + f.path + "' is missing");
+    if (::lstat(full.c_str(), &st) != 0) return data_loss("bundle file '" + f.path + "' is missing");
     if (!S_ISREG(st.st_mode)) return data_loss("bundle file '" + f.path + "' is not a regular file");
     if (static_cast<std::uint64_t>(st.st_size) != f.size) {
       return data_loss("bundle file '" + f.path + "' is " + std::to_string(st.st_size) + " bytes; the manifest says " +

@@ -500,7 +500,7 @@ Result<ResolvedBundle> Registry::resolve(std::string_view ref_text) {
     digest = (*st)->text(0);
     const auto it = impl_->verified.find(std::make_pair(ref->name, version));
     if (it != impl_->verified.end()) {
-      if (it->second.digest == digest && unchanged(it->second.stamps)) {
+      if (!impl_->options.rehash_every_resolve && it->second.digest == digest && unchanged(it->second.stamps)) {
         ResolvedBundle out = it->second.bundle;
         out.hashed = false;
         return out;
