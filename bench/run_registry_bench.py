@@ -87,6 +87,11 @@ def time_mlflow(root, bundle, repetitions):
 
 def main():
     args = benchlib.arguments(__doc__)
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        print("error: MLflow is not installed; run scripts/bootstrap --bench", file=sys.stderr)
+        sys.exit(1)
     binary = benchlib.program(args.build, "bench_registry")
     ember_bin = os.path.join(args.build, "apps", "ember", "ember")
     root = tempfile.mkdtemp(prefix="ember-registry-bench-")
