@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <regex>
+#include <string>
 
 #include <unistd.h>
 
@@ -72,6 +73,19 @@ ember::Result<std::int64_t> parse_time_us(const std::string& text) {
     us -= m[10] == "+" ? off : -off;
   }
   return us;
+}
+
+ember::Result<std::string> read_registry_key(const std::string& path) {
+  if (path.empty()) return std::string();
+  std::FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr) return ember::not_found("key file '" + path + "' cannot be read");
+  char buf[130] = {};
+  const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  std::string key(buf, n);
+  while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' ')) key.pop_back();
+  if (key.size() != 64) return ember::invalid_argument("key file '" + path + "' must hold 64 hex digits");
+  return key;
 }
 
 std::string actor_or_default(const std::string& actor) {

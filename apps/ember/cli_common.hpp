@@ -27,6 +27,9 @@ std::string format_time_us(std::int64_t us);
 /// seconds; InvalidArgument otherwise.
 ember::Result<std::int64_t> parse_time_us(const std::string& text);
 
+/// The registry key in `path` (64 hex digits on the first line); empty path: none.
+ember::Result<std::string> read_registry_key(const std::string& path);
+
 /// Who is acting: --actor, else $EMBER_ACTOR, else $USER, else "unknown".
 std::string actor_or_default(const std::string& actor);
 

@@ -60,6 +60,7 @@ struct TransformArgs {
 struct PredictArgs {
   std::string model;
   std::string registry;
+  std::string registry_key_file;
   std::string input;
   std::string output;
   std::string device = "auto";
@@ -347,7 +348,11 @@ int cmd_predict(const PredictArgs& args) {
   }
   Result<std::unique_ptr<ember::Model>> model = ember::internal_error("not loaded");
   if (!args.registry.empty() && ember::parse_model_ref(args.model).ok() && !std::filesystem::is_directory(args.model)) {
-    auto registry = ember::Registry::open(args.registry);
+    ember::RegistryOptions registry_options;
+    auto key = ember_cli::read_registry_key(args.registry_key_file);
+    if (!key.ok()) return fail(key.status());
+    registry_options.encryption_key = *key;
+    auto registry = ember::Registry::open(args.registry, registry_options);
     if (!registry.ok()) return fail(registry.status());
     model = (*registry)->load_model(args.model, options);
   } else {
@@ -671,6 +676,8 @@ int main(int argc, char** argv) {
       ->required();
   predict->add_option("--registry", predict_args.registry, "Registry directory: --model is then NAME/VERSION or NAME@ALIAS")
       ->envname("EMBER_REGISTRY");
+  predict->add_option("--registry-key-file", predict_args.registry_key_file, "Key of an encrypted registry")
+      ->envname("EMBER_REGISTRY_KEY_FILE");
   predict->add_option("-i,--input", predict_args.input, "JSON lines file ('-' for standard input)")->required();
   predict->add_option("-o,--output", predict_args.output, "Write the predictions here instead of standard output");
   predict->add_option("--device", predict_args.device, "Device for TorchScript stages that name none")

@@ -5,6 +5,8 @@
 #include <iostream>
 #include <memory>
 
+#include <sys/stat.h>
+
 #include <nlohmann/json.hpp>
 
 #include "cli_common.hpp"
@@ -18,6 +20,7 @@ using nlohmann::json;
 
 struct Common {
   std::string registry;
+  std::string key_file;
   std::string actor;
   bool json = false;
   bool progress = false;
@@ -29,6 +32,9 @@ ember::Result<std::unique_ptr<ember::Registry>> open_registry(const Common& c) {
   }
   ember::RegistryOptions o;
   o.progress = progress_bar("hashing", c.progress);
+  auto key = read_registry_key(c.key_file);
+  if (!key.ok()) return key.status();
+  o.encryption_key = *key;
   return ember::Registry::open(c.registry, o);
 }
 
@@ -83,6 +89,8 @@ void add_registry_commands(CLI::App& app, std::function<int()>& run) {
 
   auto add_common = [](CLI::App* cmd, const std::shared_ptr<Common>& c, bool with_json) {
     cmd->add_option("--registry", c->registry, "Registry directory")->envname("EMBER_REGISTRY");
+    cmd->add_option("--key-file", c->key_file, "Key of an encrypted registry (64 hex digits)")
+        ->envname("EMBER_REGISTRY_KEY_FILE");
     cmd->add_option("--actor", c->actor, "Who does this (default: $EMBER_ACTOR, $USER)");
     if (with_json) cmd->add_flag("--json", c->json, "Print JSON");
     cmd->add_flag("--progress", c->progress, "Show a progress bar even when stderr is not a terminal");
@@ -91,13 +99,33 @@ void add_registry_commands(CLI::App& app, std::function<int()>& run) {
   // init
   {
     auto dir = std::make_shared<std::string>();
+    auto encrypt = std::make_shared<std::string>();
     CLI::App* cmd = reg->add_subcommand("init", "Create a registry in DIR.");
+    cmd->footer("--encrypt KEY_FILE stores every file encrypted (AES-256-GCM) with the key in KEY_FILE,\n"
+                "which is made (mode 0600, 64 hex digits) when it does not exist. Keep it safe: without\n"
+                "it the registry cannot be read. Later commands take it as --key-file.");
     cmd->add_option("dir", *dir, "Registry directory")->required();
-    cmd->callback([&run, dir] {
-      run = [dir] {
-        auto r = ember::Registry::init(*dir);
+    cmd->add_option("--encrypt", *encrypt, "Encrypt the registry's files with the key in this file");
+    cmd->callback([&run, dir, encrypt] {
+      run = [dir, encrypt] {
+        ember::RegistryOptions o;
+        if (!encrypt->empty()) {
+          if (!std::filesystem::exists(*encrypt)) {
+            auto k = ember::generate_signing_key();  // 32 random bytes from the CSPRNG
+            if (!k.ok()) return fail(k.status());
+            const mode_t old = ::umask(077);
+            std::ofstream f(*encrypt, std::ios::trunc);
+            ::umask(old);
+            if (!(f << k->secret << "\n")) return fail(ember::invalid_argument("cannot write '" + *encrypt + "'"));
+            std::fprintf(stderr, "made a new key in %s\n", encrypt->c_str());
+          }
+          auto key = read_registry_key(*encrypt);
+          if (!key.ok()) return fail(key.status());
+          o.encryption_key = *key;
+        }
+        auto r = ember::Registry::init(*dir, o);
         if (!r.ok()) return fail(r.status());
-        std::printf("registry created in %s\n", dir->c_str());
+        std::printf("registry created in %s%s\n", dir->c_str(), encrypt->empty() ? "" : " (encrypted)");
         return 0;
       };
     });

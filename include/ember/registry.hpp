@@ -6,7 +6,8 @@
 ///   DIR/registry.db         SQLite (WAL): names, versions, files, aliases and their
 ///                           history, approvals, signatures, tags, policy, audit log
 ///   DIR/blobs/sha256/ab/…   content-addressed files, read-only, shared by versions
-///   DIR/checkouts/…         verified bundle directories that resolve() hands out
+///   DIR/checkouts/…         verified bundle directories that resolve() hands out (for an
+///                           encrypted registry, a private temporary directory instead)
 ///
 /// Every file is hashed before a version is first handed out in a process, and its
 /// size, inode and modification time are checked on every later resolve: a file that
@@ -54,6 +55,12 @@ struct RegistryOptions {
   /// Hash every file on every resolve, not only the first in this Registry object (later
   /// ones otherwise check each file's inode, size and modification time).
   bool rehash_every_resolve = false;
+  /// 64 hex digits (a 256-bit key the host keeps). A registry made by init() with a key
+  /// stores every file encrypted (AES-256-GCM) and opens only with the same key
+  /// (PermissionDenied for another, FailedPrecondition for none). Its versions are
+  /// decrypted into a private directory (mode 0700) that the Registry removes when it
+  /// is destroyed, and load_model() removes a version's files as soon as it is loaded.
+  std::string encryption_key;
 };
 
 struct Approval {

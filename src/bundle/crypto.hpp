@@ -71,6 +71,22 @@ Status write_fully(int fd, const char* buf, std::size_t n);
 Result<std::string> hash_and_copy(const std::filesystem::path& from, const std::filesystem::path* to,
                                   std::uint64_t expected_size, ProgressCounter& progress);
 
+/// Encrypted blobs: "EMBERGCM1\n", a 12-byte random nonce, the AES-256-GCM ciphertext,
+/// and the 16-byte tag. `aad` (the plaintext's SHA-256) is authenticated with it, so a
+/// blob cannot be passed off under another name.
+constexpr std::size_t kEncryptedOverhead = 10 + 12 + 16;
+
+/// Encrypts `from` (`expected_size` bytes) into `to` (created exclusively, fsynced);
+/// returns the plaintext's SHA-256.
+Result<std::string> encrypt_copy(const std::filesystem::path& from, const std::filesystem::path& to,
+                                 const unsigned char* key, std::string_view aad, std::uint64_t expected_size,
+                                 ProgressCounter& progress);
+/// Decrypts blob `from` into `to` (or nowhere when null) and returns the plaintext's
+/// SHA-256. PermissionDenied when the key is wrong or the blob was altered (the tag
+/// does not match); `to` is removed then.
+Result<std::string> decrypt_copy(const std::filesystem::path& from, const std::filesystem::path* to,
+                                 const unsigned char* key, std::string_view aad, ProgressCounter& progress);
+
 Status fsync_dir(const std::filesystem::path& dir);
 /// Writes a temporary file beside `path`, fsyncs it, renames it over `path`, fsyncs the
 /// directory: readers see the old text or the new, never a part.

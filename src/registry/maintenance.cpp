@@ -296,7 +296,7 @@ Result<CheckReport> Registry::check(bool deep) {
       struct stat st {};
       if (::lstat(blob.c_str(), &st) != 0) {
         report.problems.push_back(subj + ": file '" + files->text(0) + "': its blob " + sha.substr(0, 16) + "... is missing");
-      } else if (static_cast<std::uint64_t>(st.st_size) != size) {
+      } else if (static_cast<std::uint64_t>(st.st_size) != impl_->blob_size(size)) {
         report.problems.push_back(subj + ": file '" + files->text(0) + "': its blob has the wrong size");
       } else if (blobs.insert(sha).second) {
         to_hash.emplace_back(sha, size);
@@ -311,7 +311,9 @@ Result<CheckReport> Registry::check(bool deep) {
   if (deep) {
     detail::ProgressCounter progress(impl_->options.progress, total);
     for (const auto& [sha, size] : to_hash) {
-      auto got = detail::hash_and_copy(detail::blob_path(impl_->dir, sha), nullptr, size, progress);
+      const auto blob = detail::blob_path(impl_->dir, sha);
+      auto got = impl_->encrypted ? detail::decrypt_copy(blob, nullptr, impl_->key.data(), sha, progress)
+                                  : detail::hash_and_copy(blob, nullptr, size, progress);
       if (!got.ok() || *got != sha) report.problems.push_back("blob " + sha.substr(0, 16) + "...: its content does not match its name");
     }
   }

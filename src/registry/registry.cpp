@@ -68,6 +68,15 @@ Result<std::unique_ptr<Registry::Impl>> open_impl(const fs::path& dir, const Reg
   auto impl = std::make_unique<Registry::Impl>();
   impl->dir = dir;
   impl->options = options;
+  if (!options.encryption_key.empty()) {
+    if (!detail::from_hex(options.encryption_key, impl->key.data(), impl->key.size())) {
+      return invalid_argument("the registry's encryption key must be 64 hex digits (256 bits)");
+    }
+    impl->encrypted = true;
+  }
+  const std::string key_check =
+      impl->encrypted ? sha256_hex("ember-registry-key-check:" + detail::to_hex(impl->key.data(), impl->key.size()))
+                      : std::string();
   const fs::path db_path = dir / "registry.db";
   std::error_code ec;
   if (create) {
@@ -92,6 +101,10 @@ Result<std::unique_ptr<Registry::Impl>> open_impl(const fs::path& dir, const Reg
     EMBER_RETURN_IF_ERROR(txn.begin());
     EMBER_RETURN_IF_ERROR(impl->db.exec(kSchema));
     EMBER_RETURN_IF_ERROR(impl->db.exec("INSERT OR IGNORE INTO meta VALUES('format', '" + std::to_string(kFormat) + "')"));
+    if (impl->encrypted) {
+      EMBER_RETURN_IF_ERROR(impl->db.exec("INSERT INTO meta VALUES('encryption', 'aes-256-gcm')"));
+      EMBER_RETURN_IF_ERROR(impl->db.exec("INSERT INTO meta VALUES('key_check', '" + key_check + "')"));
+    }
     EMBER_RETURN_IF_ERROR(impl->audit_append("ember", "init", dir.filename().string(), "{}"));
     EMBER_RETURN_IF_ERROR(txn.commit());
     EMBER_RETURN_IF_ERROR(detail::fsync_dir(dir));
@@ -105,6 +118,19 @@ Result<std::unique_ptr<Registry::Impl>> open_impl(const fs::path& dir, const Reg
     if (format != std::to_string(kFormat)) {
       return failed_precondition("registry format " + format + " is not one this ember reads (" +
                                  std::to_string(kFormat) + ")");
+    }
+    auto check = impl->db.prepare("SELECT value FROM meta WHERE key = 'key_check'");
+    if (!check.ok()) return check.status();
+    auto has = check->step();
+    if (!has.ok()) return has.status();
+    if (*has && !impl->encrypted) {
+      return failed_precondition("registry '" + dir.string() + "' is encrypted: supply its key");
+    }
+    if (!*has && impl->encrypted) {
+      return invalid_argument("registry '" + dir.string() + "' is not encrypted, but a key was given");
+    }
+    if (*has && check->text(0) != key_check) {
+      return Status(StatusCode::kPermissionDenied, "the key given is not registry '" + dir.string() + "''s key");
     }
   }
   return impl;
@@ -248,6 +274,29 @@ void Registry::Impl::audit_now(std::string_view actor, std::string_view event, s
   if (txn.begin().ok() && audit_append(actor, event, subj, detail).ok()) (void)txn.commit();
 }
 
+Registry::Impl::~Impl() {
+  std::error_code ec;
+  if (!private_checkouts.empty()) std::filesystem::remove_all(private_checkouts, ec);
+  key.fill(0);
+}
+
+std::uint64_t Registry::Impl::blob_size(std::uint64_t size) const {
+  return encrypted ? size + detail::kEncryptedOverhead : size;
+}
+
+Result<fs::path> Registry::Impl::checkout_dir(std::string_view name, std::int64_t version, std::string_view digest) {
+  const std::string leaf = std::to_string(version) + "-" + std::string(digest.substr(0, 16));
+  if (!encrypted) return dir / "checkouts" / std::string(name) / leaf;
+  if (private_checkouts.empty()) {
+    std::string templ = (fs::temp_directory_path() / "ember-registry-XXXXXX").string();
+    if (::mkdtemp(templ.data()) == nullptr) {
+      return data_loss("a private directory for decrypted files cannot be made: " + std::string(std::strerror(errno)));
+    }
+    private_checkouts = templ;  // mkdtemp makes it 0700
+  }
+  return private_checkouts / std::string(name) / leaf;
+}
+
 Result<detail::StmtRef> Registry::Impl::cached(std::string_view sql) {
   auto it = statements.find(sql);
   if (it == statements.end()) {
@@ -319,11 +368,13 @@ namespace {
 // Adds a file to the blob store unless a blob of that hash and size is there already.
 // The copy is hashed as it is written: a file that changed since it was verified is
 // refused, never stored under the wrong name.
-Status store_blob(const fs::path& registry_dir, const fs::path& from, const BundleFile& f,
+Status store_blob(const Registry::Impl& impl, const fs::path& from, const BundleFile& f,
                   detail::ProgressCounter& progress) {
+  const fs::path& registry_dir = impl.dir;
   const fs::path target = detail::blob_path(registry_dir, f.sha256);
   struct stat st {};
-  if (::lstat(target.c_str(), &st) == 0 && S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_size) == f.size) {
+  if (::lstat(target.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+      static_cast<std::uint64_t>(st.st_size) == impl.blob_size(f.size)) {
     progress.add(f.size);
     return {};
   }
@@ -331,7 +382,8 @@ Status store_blob(const fs::path& registry_dir, const fs::path& from, const Bund
   fs::create_directories(target.parent_path(), ec);
   if (ec) return data_loss("'" + target.parent_path().string() + "' cannot be created: " + ec.message());
   const fs::path tmp = registry_dir / "tmp" / ("blob-" + detail::random_hex(8));
-  auto sha = detail::hash_and_copy(from, &tmp, f.size, progress);
+  auto sha = impl.encrypted ? detail::encrypt_copy(from, tmp, impl.key.data(), f.sha256, f.size, progress)
+                            : detail::hash_and_copy(from, &tmp, f.size, progress);
   if (!sha.ok()) {
     fs::remove(tmp, ec);
     return sha.status();
@@ -375,7 +427,7 @@ Result<std::int64_t> Registry::publish(const fs::path& bundle_dir, std::string_v
   for (const auto& f : manifest->files) total += f.size;
   detail::ProgressCounter progress(impl_->options.progress, total);
   for (const auto& f : manifest->files) {
-    EMBER_RETURN_IF_ERROR(store_blob(impl_->dir, bundle_dir / f.path, f, progress));
+    EMBER_RETURN_IF_ERROR(store_blob(*impl_, bundle_dir / f.path, f, progress));
   }
 
   std::lock_guard<std::mutex> guard(impl_->mu);
@@ -445,8 +497,9 @@ bool unchanged(const std::vector<FileStamp>& stamps) {
 
 // Builds DIR/checkouts/NAME/VERSION-DIGEST from the blobs (hard links; copies where
 // links are not possible), in a temporary directory renamed into place.
-Status materialize(const fs::path& registry_dir, const fs::path& target, const std::string& manifest_text,
+Status materialize(const Registry::Impl& impl, const fs::path& target, const std::string& manifest_text,
                    const Manifest& manifest) {
+  const fs::path& registry_dir = impl.dir;
   std::error_code ec;
   if (fs::is_directory(target, ec)) return {};
   const fs::path tmp = registry_dir / "tmp" / ("checkout-" + detail::random_hex(8));
@@ -457,6 +510,15 @@ Status materialize(const fs::path& registry_dir, const fs::path& target, const s
     const fs::path blob = detail::blob_path(registry_dir, f.sha256);
     const fs::path to = tmp / f.path;
     fs::create_directories(to.parent_path(), ec);
+    if (impl.encrypted) {
+      detail::ProgressCounter quiet(impl.options.progress, 0);
+      auto sha = detail::decrypt_copy(blob, &to, impl.key.data(), f.sha256, quiet);
+      if (!sha.ok()) {
+        status = Status(sha.status().code(), "'" + f.path + "': " + sha.status().message());
+        break;
+      }
+      continue;
+    }
     if (::link(blob.c_str(), to.c_str()) == 0) continue;
     if (errno == ENOENT) {
       status = data_loss("the stored file of '" + f.path + "' (blob " + f.sha256.substr(0, 16) + "...) is missing");
@@ -519,11 +581,24 @@ Result<ResolvedBundle> Registry::resolve(std::string_view ref_text) {
     impl_->audit_now("ember", "verify_failed", subj, detail::detail_json({{"reason", "stored manifest digest"}}));
     return data_loss(subj + ": the stored manifest does not match its recorded digest");
   }
-  const fs::path target = impl_->dir / "checkouts" / ref->name / (std::to_string(version) + "-" + digest.substr(0, 16));
+  Result<fs::path> where = internal_error("unset");
+  {
+    std::lock_guard<std::mutex> g(impl_->mu);
+    where = impl_->checkout_dir(ref->name, version, digest);
+  }
+  if (!where.ok()) return where.status();
+  const fs::path target = *where;
   {
     auto lock = detail::RegistryLock::take(impl_->dir, false);
     if (!lock.ok()) return lock.status();
-    EMBER_RETURN_IF_ERROR(materialize(impl_->dir, target, text, *manifest).with_context(subj));
+    const Status made = materialize(*impl_, target, text, *manifest);
+    if (!made.ok()) {
+      if (made.code() == StatusCode::kPermissionDenied || made.code() == StatusCode::kDataLoss) {
+        std::lock_guard<std::mutex> g(impl_->mu);
+        impl_->audit_now("ember", "verify_failed", subj, detail::detail_json({{"reason", made.message()}}));
+      }
+      return made.with_context(subj);
+    }
   }
   VerifyOptions verify;
   verify.progress = impl_->options.progress;
@@ -553,13 +628,23 @@ Result<ResolvedBundle> Registry::resolve(std::string_view ref_text) {
 }
 
 Result<std::unique_ptr<Model>> Registry::load_model(std::string_view ref, const ModelOptions& options) {
+  std::unique_lock<std::mutex> loading(impl_->load_mu, std::defer_lock);
+  if (impl_->encrypted) loading.lock();
   auto resolved = resolve(ref);
   if (!resolved.ok()) return resolved.status();
   ModelOptions o = options;
   if (o.name.empty()) o.name = resolved->name;
   if (o.version.empty()) o.version = std::to_string(resolved->version);
   o.verify_bundle = false;  // resolve() has just verified it (hashed, or unchanged since hashed)
-  return Model::load(resolved->dir, o);
+  auto model = Model::load(resolved->dir, o);
+  if (impl_->encrypted) {
+    // The model is in memory: its decrypted files leave the disk now.
+    std::lock_guard<std::mutex> g(impl_->mu);
+    impl_->verified.erase(std::make_pair(resolved->name, resolved->version));
+    std::error_code ec;
+    fs::remove_all(resolved->dir, ec);
+  }
+  return model;
 }
 
 Result<std::unique_ptr<Model>> Registry::load_model(std::string_view ref) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -24,9 +25,14 @@ struct FileStamp {
 };
 
 struct Registry::Impl {
+  ~Impl();
   std::filesystem::path dir;
+  bool encrypted = false;
+  std::array<unsigned char, 32> key{};
+  std::filesystem::path private_checkouts;  // encrypted registries: plaintext lives here only
   RegistryOptions options;
-  std::mutex mu;  // one connection; callers take turns
+  std::mutex mu;       // one connection; callers take turns
+  std::mutex load_mu;  // encrypted registries: one load_model at a time (each removes its files)
   detail::Db db;
   struct Verified {
     std::string digest;
@@ -50,6 +56,10 @@ struct Registry::Impl {
   Result<std::int64_t> version_of(const ModelRef& ref);
   /// Records an audit event in its own transaction (for events outside one, such as a
   /// failed verification).
+  /// Where name/version's verified files go.
+  Result<std::filesystem::path> checkout_dir(std::string_view name, std::int64_t version, std::string_view digest);
+  /// The size a file's blob has on disk.
+  std::uint64_t blob_size(std::uint64_t size) const;
   void audit_now(std::string_view actor, std::string_view event, std::string_view subject,
                  std::string_view detail_json);
 };

@@ -406,3 +406,56 @@ TEST_CASE("registry: bad arguments are clear errors") {
   CHECK(r->alias_history("bad name", "").status().code() == StatusCode::kInvalidArgument);
   CHECK(r->show("churn@production").status().code() == StatusCode::kNotFound);
 }
+
+TEST_CASE("registry: an encrypted registry stores no plaintext, loads with its key and refuses any other") {
+  TempDir t;
+  const std::string key(64, 'a');
+  ember::RegistryOptions o;
+  o.encryption_key = key;
+  auto r = Registry::init(t / "reg", o);
+  REQUIRE(r.ok());
+  const auto b = bundle(t, "secret", 1, "a");
+  REQUIRE((*r)->publish(b, "alice", "").ok());
+  const std::string schema = ember_test::read_all(b / "schema.json");
+  for (auto& e : std::filesystem::recursive_directory_iterator(t / "reg" / "blobs")) {
+    if (e.is_regular_file()) CHECK(ember_test::read_all(e.path()).find("\"properties\"") == std::string::npos);
+  }
+  auto model = (*r)->load_model("secret/1");
+  INFO(model.status().to_string());
+  REQUIRE(model.ok());
+  ember::Prediction p;
+  REQUIRE((*model)->predict(R"({"a": 1, "b": 1})", p).ok());
+  CHECK(p.value("output", 0).value() == Approx(3.5));
+  auto resolved = (*r)->resolve("secret/1");
+  REQUIRE(resolved.ok());
+  CHECK(ember_test::read_all(resolved->dir / "schema.json") == schema);
+  CHECK(resolved->dir.string().find((t / "reg").string()) == std::string::npos);  // not beside the blobs
+  REQUIRE((*r)->check(true)->ok());
+  const auto private_dir = resolved->dir.parent_path().parent_path();
+  r->reset();
+  CHECK_FALSE(std::filesystem::exists(private_dir));  // decrypted files leave with the Registry
+
+  CHECK(Registry::open(t / "reg").status().code() == StatusCode::kFailedPrecondition);
+  o.encryption_key = std::string(64, 'b');
+  CHECK(Registry::open(t / "reg", o).status().code() == StatusCode::kPermissionDenied);
+  o.encryption_key = "short";
+  CHECK(Registry::open(t / "reg", o).status().code() == StatusCode::kInvalidArgument);
+  o.encryption_key = key;
+  REQUIRE(Registry::open(t / "reg", o).ok());
+
+  // A flipped byte in a blob fails authentication: the version never loads.
+  const auto sha = (*Registry::open(t / "reg", o))->show("secret/1")->files.at(0).sha256;
+  const auto blob = t / "reg" / "blobs" / "sha256" / sha.substr(0, 2) / sha;
+  std::string bytes = ember_test::read_all(blob);
+  bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 1);
+  ember_test::write_all(blob, bytes);
+  auto again = Registry::open(t / "reg", o);
+  REQUIRE(again.ok());
+  auto bad = (*again)->load_model("secret/1");
+  CHECK(bad.status().code() == StatusCode::kPermissionDenied);
+  CHECK((*again)->audit()->back().event == "verify_failed");
+  CHECK_FALSE((*again)->check(true)->ok());
+  // A registry made without a key refuses one.
+  REQUIRE(Registry::init(t / "plain").ok());
+  CHECK(Registry::open(t / "plain", o).status().code() == StatusCode::kInvalidArgument);
+}

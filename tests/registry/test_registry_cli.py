@@ -244,3 +244,24 @@ def test_bundle_create_from_a_model_directory(trained, tmp_path):
     assert info["name"] == "tumour" and len(info["files"]) == 5
     bad = run("bundle", "create", str(model_dir), "--name", "tumour", "--out", str(tmp_path / "b"), check=False)
     assert bad.returncode == 1 and "AlreadyExists" in bad.stderr
+
+
+def test_an_encrypted_registry_serves_with_its_key_only(trained, tmp_path):
+    reg, key = str(tmp_path / "reg"), str(tmp_path / "registry.key")
+    out = run("registry", "init", reg, "--encrypt", key)
+    assert "encrypted" in out.stdout and os.stat(key).st_mode & 0o077 == 0
+    assert run("registry", "publish", "--registry", reg, "--key-file", key, trained["bundle"]).stdout.strip() == "1"
+    model_pt = open(os.path.join(trained["bundle"], "model.pt"), "rb").read()
+    for root, _, names in os.walk(os.path.join(reg, "blobs")):
+        for n in names:
+            assert model_pt[:4096] not in open(os.path.join(root, n), "rb").read()
+    out = run("predict", "--model", "tumour/1", "--input", trained["requests"],
+              env={"EMBER_REGISTRY": reg, "EMBER_REGISTRY_KEY_FILE": key})
+    got = np.array([json.loads(line)["outputs"]["output"] for line in out.stdout.splitlines()[:-1]])
+    np.testing.assert_allclose(got, trained["expected"], rtol=1e-5, atol=1e-6)
+    no_key = run("predict", "--registry", reg, "--model", "tumour/1", "--input", trained["requests"], check=False)
+    assert no_key.returncode == 1 and "FailedPrecondition" in no_key.stderr and "encrypted" in no_key.stderr
+    other = tmp_path / "other.key"
+    other.write_text("b" * 64 + "\n")
+    wrong = run("registry", "resolve", "--registry", reg, "--key-file", str(other), "tumour/1", check=False)
+    assert wrong.returncode == 1 and "PermissionDenied" in wrong.stderr
