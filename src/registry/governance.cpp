@@ -18,6 +18,12 @@ Status check_name(std::string_view name) {
   return {};
 }
 
+Status check_alias_change(std::string_view name, std::string_view alias, std::string_view actor) {
+  EMBER_RETURN_IF_ERROR(check_name(name));
+  EMBER_RETURN_IF_ERROR(detail::check_alias_name(alias));
+  return detail::check_actor(actor);
+}
+
 // The alias's version now (0 when unset).
 Result<std::int64_t> current_target(detail::Db& db, std::string_view name, std::string_view alias) {
   auto st = db.prepare("SELECT version FROM aliases WHERE name = ? AND alias = ?");
@@ -126,9 +132,7 @@ Result<std::int64_t> target_id(Registry::Impl& impl, std::string_view name, std:
 
 Result<AliasEvent> Registry::set_alias(std::string_view name, std::string_view alias, std::int64_t version,
                                        std::int64_t expected, std::string_view actor, std::string_view reason) {
-  EMBER_RETURN_IF_ERROR(check_name(name));
-  EMBER_RETURN_IF_ERROR(detail::check_alias_name(alias));
-  EMBER_RETURN_IF_ERROR(detail::check_actor(actor));
+  EMBER_RETURN_IF_ERROR(check_alias_change(name, alias, actor));
   if (version <= 0) return invalid_argument("a version is a positive integer");
   std::lock_guard<std::mutex> guard(impl_->mu);
   detail::WriteTxn txn(impl_->db);
@@ -154,9 +158,7 @@ Result<AliasEvent> Registry::set_alias(std::string_view name, std::string_view a
 
 Result<AliasEvent> Registry::rollback(std::string_view name, std::string_view alias, std::string_view actor,
                                       std::string_view reason) {
-  EMBER_RETURN_IF_ERROR(check_name(name));
-  EMBER_RETURN_IF_ERROR(detail::check_alias_name(alias));
-  EMBER_RETURN_IF_ERROR(detail::check_actor(actor));
+  EMBER_RETURN_IF_ERROR(check_alias_change(name, alias, actor));
   std::lock_guard<std::mutex> guard(impl_->mu);
   detail::WriteTxn txn(impl_->db);
   EMBER_RETURN_IF_ERROR(txn.begin());
@@ -188,9 +190,7 @@ Result<AliasEvent> Registry::rollback(std::string_view name, std::string_view al
 
 Result<AliasEvent> Registry::delete_alias(std::string_view name, std::string_view alias, std::string_view actor,
                                           std::string_view reason) {
-  EMBER_RETURN_IF_ERROR(check_name(name));
-  EMBER_RETURN_IF_ERROR(detail::check_alias_name(alias));
-  EMBER_RETURN_IF_ERROR(detail::check_actor(actor));
+  EMBER_RETURN_IF_ERROR(check_alias_change(name, alias, actor));
   std::lock_guard<std::mutex> guard(impl_->mu);
   detail::WriteTxn txn(impl_->db);
   EMBER_RETURN_IF_ERROR(txn.begin());
@@ -212,13 +212,10 @@ Result<std::vector<AliasEvent>> Registry::alias_history(std::string_view name, s
   if (!st.ok()) return st.status();
   st->bind(1, name).bind(2, alias);
   std::vector<AliasEvent> out;
-  for (;;) {
-    auto row = st->step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
+  EMBER_RETURN_IF_ERROR(st->each([&] {
     out.push_back(AliasEvent{std::string(name), st->text(0), st->int64(1), st->int64(2), st->text(3), st->text(4),
                              st->text(5), st->int64(6)});
-  }
+  }));
   return out;
 }
 
@@ -320,12 +317,9 @@ Result<std::map<std::string, int>> Registry::protected_aliases() {
   auto st = impl_->db.prepare("SELECT alias, approvals FROM protected_aliases ORDER BY alias");
   if (!st.ok()) return st.status();
   std::map<std::string, int> out;
-  for (;;) {
-    auto row = st->step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
+  EMBER_RETURN_IF_ERROR(st->each([&] {
     out[st->text(0)] = static_cast<int>(st->int64(1));
-  }
+  }));
   return out;
 }
 
@@ -334,12 +328,9 @@ Result<std::vector<std::string>> Registry::trusted_keys() {
   auto st = impl_->db.prepare("SELECT public_key FROM trusted_keys ORDER BY key_id");
   if (!st.ok()) return st.status();
   std::vector<std::string> out;
-  for (;;) {
-    auto row = st->step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
+  EMBER_RETURN_IF_ERROR(st->each([&] {
     out.push_back(st->text(0));
-  }
+  }));
   return out;
 }
 

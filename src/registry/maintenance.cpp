@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "bundle/crypto.hpp"
+#include "bundle/manifest_internal.hpp"
 #include "core/files.hpp"
 #include "registry/registry_internal.hpp"
 
@@ -19,49 +20,34 @@ Status fill_version(detail::Db& db, std::int64_t id, VersionInfo& v) {
   auto files = db.prepare("SELECT path, role, size, sha256 FROM files WHERE version_id = ? ORDER BY path");
   if (!files.ok()) return files.status();
   files->bind(1, id);
-  for (;;) {
-    auto row = files->step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
+  EMBER_RETURN_IF_ERROR(files->each([&] {
     v.files.push_back(BundleFile{files->text(0), files->text(1), static_cast<std::uint64_t>(files->int64(2)), files->text(3)});
     v.bytes += v.files.back().size;
-  }
+  }));
   auto aliases = db.prepare("SELECT alias FROM aliases WHERE name = ? AND version = ? ORDER BY alias");
   if (!aliases.ok()) return aliases.status();
   aliases->bind(1, v.name).bind(2, v.version);
-  for (;;) {
-    auto row = aliases->step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
+  EMBER_RETURN_IF_ERROR(aliases->each([&] {
     v.aliases.push_back(aliases->text(0));
-  }
+  }));
   auto approvals = db.prepare("SELECT actor, note, at_us FROM approvals WHERE version_id = ? ORDER BY at_us, actor");
   if (!approvals.ok()) return approvals.status();
   approvals->bind(1, id);
-  for (;;) {
-    auto row = approvals->step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
+  EMBER_RETURN_IF_ERROR(approvals->each([&] {
     v.approvals.push_back(Approval{approvals->text(0), approvals->text(1), approvals->int64(2)});
-  }
+  }));
   auto sigs = db.prepare("SELECT key_id FROM signatures WHERE version_id = ? ORDER BY key_id");
   if (!sigs.ok()) return sigs.status();
   sigs->bind(1, id);
-  for (;;) {
-    auto row = sigs->step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
+  EMBER_RETURN_IF_ERROR(sigs->each([&] {
     v.signed_by.push_back(sigs->text(0));
-  }
+  }));
   auto tags = db.prepare("SELECT key, value FROM tags WHERE version_id = ?");
   if (!tags.ok()) return tags.status();
   tags->bind(1, id);
-  for (;;) {
-    auto row = tags->step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
+  EMBER_RETURN_IF_ERROR(tags->each([&] {
     v.tags[tags->text(0)] = tags->text(1);
-  }
+  }));
   return {};
 }
 
@@ -119,19 +105,18 @@ Result<std::vector<VersionInfo>> Registry::list(std::string_view name_contains, 
   if (!st.ok()) return st.status();
   st->bind(1, name_contains).bind(2, std::int64_t{include_archived ? 1 : 0});
   std::vector<VersionInfo> out;
-  for (;;) {
-    auto row = st->step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
+  EMBER_RETURN_IF_ERROR(st->each([&] {
     VersionInfo v = version_row(*st);
-    EMBER_RETURN_IF_ERROR(fill_version(impl_->db, st->int64(0), v));
+    const Status filled = fill_version(impl_->db, st->int64(0), v);
+    if (!filled.ok()) return filled;
     bool match = true;
     for (const auto& [k, val] : wanted) {
       const auto it = v.tags.find(k);
       if (it == v.tags.end() || it->second != val) match = false;
     }
     if (match) out.push_back(std::move(v));
-  }
+    return Status();
+  }));
   return out;
 }
 
@@ -198,12 +183,9 @@ Result<std::vector<AuditEntry>> Registry::audit() {
   auto st = impl_->db.prepare("SELECT seq, at_us, actor, event, subject, detail, hash FROM audit ORDER BY seq");
   if (!st.ok()) return st.status();
   std::vector<AuditEntry> out;
-  for (;;) {
-    auto row = st->step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
+  EMBER_RETURN_IF_ERROR(st->each([&] {
     out.push_back(AuditEntry{st->int64(0), st->int64(1), st->text(2), st->text(3), st->text(4), st->text(5), st->text(6)});
-  }
+  }));
   return out;
 }
 
@@ -254,12 +236,9 @@ Result<CheckReport> Registry::check(bool deep) {
   {
     auto integrity = db.prepare("PRAGMA integrity_check");
     if (!integrity.ok()) return integrity.status();
-    for (;;) {
-      auto row = integrity->step();
-      if (!row.ok()) return row.status();
-      if (!*row) break;
+    EMBER_RETURN_IF_ERROR(integrity->each([&] {
       if (integrity->text(0) != "ok") report.problems.push_back("database: " + integrity->text(0));
-    }
+    }));
   }
   auto versions = db.prepare("SELECT id, name, version, digest, manifest, file_count FROM versions ORDER BY id");
   if (!versions.ok()) return versions.status();
@@ -268,16 +247,13 @@ Result<CheckReport> Registry::check(bool deep) {
   std::set<std::string> blobs;
   std::uint64_t total = 0;
   std::vector<std::pair<std::string, std::uint64_t>> to_hash;
-  for (;;) {
-    auto row = versions->step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
+  EMBER_RETURN_IF_ERROR(versions->each([&] {
     ++report.versions;
     const std::string subj = detail::subject(versions->text(1), versions->int64(2));
     auto manifest = parse_manifest(versions->text(4), impl_->options.limits);
     if (!manifest.ok()) {
       report.problems.push_back(subj + ": stored manifest: " + manifest.status().message());
-      continue;
+      return Status();
     }
     if (manifest->digest != versions->text(3)) report.problems.push_back(subj + ": the manifest does not match its digest");
     if (static_cast<std::int64_t>(manifest->files.size()) != versions->int64(5)) {
@@ -285,10 +261,7 @@ Result<CheckReport> Registry::check(bool deep) {
     }
     files->bind(1, versions->int64(0));
     std::size_t n = 0;
-    for (;;) {
-      auto f = files->step();
-      if (!f.ok()) return f.status();
-      if (!*f) break;
+    const Status walked = files->each([&] {
       ++n;
       const std::string sha = files->text(2);
       const auto size = static_cast<std::uint64_t>(files->int64(1));
@@ -302,11 +275,12 @@ Result<CheckReport> Registry::check(bool deep) {
         to_hash.emplace_back(sha, size);
         total += size;
       }
-    }
-    files->reset();
+    });
+    if (!walked.ok()) return walked;
     if (n != manifest->files.size()) report.problems.push_back(subj + ": incomplete: " + std::to_string(n) + " of " +
                                                                std::to_string(manifest->files.size()) + " files recorded");
-  }
+    return Status();
+  }));
   report.blobs = blobs.size();
   if (deep) {
     detail::ProgressCounter progress(impl_->options.progress, total);
@@ -321,13 +295,10 @@ Result<CheckReport> Registry::check(bool deep) {
       "SELECT a.name, a.alias, a.version FROM aliases a LEFT JOIN versions v ON v.name = a.name AND v.version = a.version "
       "WHERE v.id IS NULL");
   if (!dangling.ok()) return dangling.status();
-  for (;;) {
-    auto row = dangling->step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
+  EMBER_RETURN_IF_ERROR(dangling->each([&] {
     report.problems.push_back("alias " + dangling->text(0) + "@" + dangling->text(1) + " points at missing version " +
                               std::to_string(dangling->int64(2)));
-  }
+  }));
   const Status chain = verify_chain(db, &report.audit_entries);
   if (!chain.ok()) report.problems.push_back(chain.message());
   std::error_code ec;
@@ -350,20 +321,14 @@ Result<GcReport> Registry::gc(std::string_view actor) {
   {
     auto st = impl_->db.prepare("SELECT DISTINCT sha256 FROM files");
     if (!st.ok()) return st.status();
-    for (;;) {
-      auto row = st->step();
-      if (!row.ok()) return row.status();
-      if (!*row) break;
+    EMBER_RETURN_IF_ERROR(st->each([&] {
       referenced.insert(st->text(0));
-    }
+    }));
     auto v = impl_->db.prepare("SELECT name, version, digest FROM versions");
     if (!v.ok()) return v.status();
-    for (;;) {
-      auto row = v->step();
-      if (!row.ok()) return row.status();
-      if (!*row) break;
+    EMBER_RETURN_IF_ERROR(v->each([&] {
       live_checkouts.insert(v->text(0) + "/" + std::to_string(v->int64(1)) + "-" + v->text(2).substr(0, 16));
-    }
+    }));
   }
   std::error_code ec;
   for (fs::recursive_directory_iterator it(impl_->dir / "blobs" / "sha256", ec), end; !ec && it != end; it.increment(ec)) {
@@ -421,8 +386,24 @@ Result<Manifest> Registry::export_bundle(std::string_view ref, const fs::path& o
   }
   auto text = detail::read_text_file(resolved->dir / "manifest.json", "manifest");
   if (!text.ok()) return text.status();
-  EMBER_RETURN_IF_ERROR(detail::write_file_atomically(out / "manifest.json", *text));
-  return resolved->manifest;
+  // Signatures added after publishing travel with the bundle (they do not change the digest).
+  std::vector<BundleSignature> signatures;
+  {
+    std::lock_guard<std::mutex> guard(impl_->mu);
+    auto id = impl_->version_id(resolved->name, resolved->version);
+    if (!id.ok()) return id.status();
+    auto st = impl_->db.prepare("SELECT key_id, public_key, signature FROM signatures WHERE version_id = ? ORDER BY key_id");
+    if (!st.ok()) return st.status();
+    st->bind(1, *id);
+    EMBER_RETURN_IF_ERROR(st->each([&] { signatures.push_back({st->text(0), st->text(1), st->text(2)}); }));
+  }
+  auto signed_text = detail::with_signatures(*text, signatures);
+  if (!signed_text.ok()) return signed_text.status();
+  EMBER_RETURN_IF_ERROR(detail::write_file_atomically(out / "manifest.json", *signed_text));
+  auto written = parse_manifest(*signed_text, impl_->options.limits);
+  if (!written.ok()) return written.status();
+  if (written->digest != resolved->manifest.digest) return internal_error("export changed the manifest's digest");
+  return written;
 }
 
 }  // namespace ember

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "ember/status.hpp"
 
@@ -31,6 +32,27 @@ class Stmt {
   /// step() until done; an error otherwise.
   Status run();
   void reset();
+  /// Calls `f()` for each row (read it through this statement) until the last, then
+  /// resets. `f` returns void, or a Status that stops the walk when not OK.
+  template <typename F>
+  Status each(F&& f) {
+    for (;;) {
+      auto row = step();
+      if (!row.ok() || !*row) {
+        reset();
+        return row.status();
+      }
+      if constexpr (std::is_same_v<std::invoke_result_t<F>, Status>) {
+        Status s = f();
+        if (!s.ok()) {
+          reset();
+          return s;
+        }
+      } else {
+        f();
+      }
+    }
+  }
 
   [[nodiscard]] std::int64_t int64(int col) const;
   [[nodiscard]] std::string text(int col) const;

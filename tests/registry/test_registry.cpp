@@ -240,6 +240,12 @@ TEST_CASE("registry: a protected alias needs approvals by others than the publis
   REQUIRE(r->protect_alias("production", -1, "admin").ok());
   CHECK(r->rollback("churn", "production", "alice", "")->to == 1);
   CHECK(r->show("churn/2")->signed_by.size() == 2);
+  // Exported, the version carries the signatures added since it was published.
+  REQUIRE(r->export_bundle("churn/2", t / "exported").ok());
+  auto exported = ember::verify_bundle(t / "exported");
+  REQUIRE(exported.ok());
+  CHECK(exported->digest == digest);
+  CHECK(exported->signatures.size() == 2);
 }
 
 TEST_CASE("registry: the audit log is a hash chain; an edited or removed entry is found") {

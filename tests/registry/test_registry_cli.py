@@ -265,3 +265,36 @@ def test_an_encrypted_registry_serves_with_its_key_only(trained, tmp_path):
     other.write_text("b" * 64 + "\n")
     wrong = run("registry", "resolve", "--registry", reg, "--key-file", str(other), "tumour/1", check=False)
     assert wrong.returncode == 1 and "PermissionDenied" in wrong.stderr
+
+
+def test_lineage_collects_the_git_commit_and_dirty_flag(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True, text=True)  # noqa: E731
+    git("init", "-q")
+    git("-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "--allow-empty", "-m", "x")
+    (repo / "train.py").write_text("print(1)\n")
+    git("add", "train.py")
+    git("-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "-m", "y")
+    head = git("rev-parse", "HEAD").stdout.strip()
+    assert ember.bundle.collect_code(str(repo)) == {"commit": head, "repository": "", "dirty": False}
+    (repo / "train.py").write_text("print(2)\n")
+    assert ember.bundle.collect_code(str(repo))["dirty"] is True
+    assert ember.bundle.collect_code(str(tmp_path))["commit"] == ""  # not a work tree
+    manifest = ember.export_bundle(tmp_path / "b", name="m", schema={"type": "object"},
+                                   code={"commit": "abc", "repository": "r", "dirty": False},
+                                   environment={"cuda": "none"}, data=[{"uri": "s3://x/y", "rows": 5}])
+    assert manifest["lineage"]["code"]["commit"] == "abc"
+    assert manifest["lineage"]["environment"]["cuda"] == "none"
+    assert manifest["lineage"]["data"] == [{"uri": "s3://x/y", "rows": 5}]
+
+
+def test_a_progress_bar_while_hashing_large_files(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "schema.json").write_text('{"type": "object"}')
+    (model / "weights.bin").write_bytes(os.urandom(20 << 20))
+    out = run("bundle", "create", str(model), "--name", "big", "--out", str(tmp_path / "b"), "--progress")
+    assert "hashing [" in out.stderr and "100.0%" in out.stderr and "MiB/s" in out.stderr
+    quiet = run("bundle", "verify", str(tmp_path / "b"))  # stderr is not a terminal: no bar
+    assert quiet.stderr == ""
