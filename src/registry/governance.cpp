@@ -134,73 +134,67 @@ Result<AliasEvent> Registry::set_alias(std::string_view name, std::string_view a
                                        std::int64_t expected, std::string_view actor, std::string_view reason) {
   EMBER_RETURN_IF_ERROR(check_alias_change(name, alias, actor));
   if (version <= 0) return invalid_argument("a version is a positive integer");
-  std::lock_guard<std::mutex> guard(impl_->mu);
-  detail::WriteTxn txn(impl_->db);
-  EMBER_RETURN_IF_ERROR(txn.begin());
-  auto current = current_target(impl_->db, name, alias);
-  if (!current.ok()) return current.status();
-  if (expected != kAnyVersion && *current != expected) {
-    return Status(StatusCode::kAborted,
-                  "alias " + alias_subject(name, alias) + " holds " +
-                      (*current == 0 ? std::string("nothing") : "version " + std::to_string(*current)) +
-                      ", not the expected " +
-                      (expected == 0 ? std::string("nothing") : "version " + std::to_string(expected)) +
-                      "; read it again and retry");
-  }
-  auto id = target_id(*impl_, name, version);
-  if (!id.ok()) return id.status();
-  EMBER_RETURN_IF_ERROR(check_policy(*impl_, name, alias, version, *id));
-  auto e = move_alias(*impl_, name, alias, *current, version, actor, reason, "set");
-  if (!e.ok()) return e.status();
-  EMBER_RETURN_IF_ERROR(txn.commit());
-  return e;
+  return impl_->write([&]() -> Result<AliasEvent> {
+    auto current = current_target(impl_->db, name, alias);
+    if (!current.ok()) return current.status();
+    if (expected != kAnyVersion && *current != expected) {
+      return Status(StatusCode::kAborted,
+                    "alias " + alias_subject(name, alias) + " holds " +
+                        (*current == 0 ? std::string("nothing") : "version " + std::to_string(*current)) +
+                        ", not the expected " +
+                        (expected == 0 ? std::string("nothing") : "version " + std::to_string(expected)) +
+                        "; read it again and retry");
+    }
+    auto id = target_id(*impl_, name, version);
+    if (!id.ok()) return id.status();
+    EMBER_RETURN_IF_ERROR(check_policy(*impl_, name, alias, version, *id));
+    auto e = move_alias(*impl_, name, alias, *current, version, actor, reason, "set");
+    if (!e.ok()) return e.status();
+    return e;
+  });
 }
 
 Result<AliasEvent> Registry::rollback(std::string_view name, std::string_view alias, std::string_view actor,
                                       std::string_view reason) {
   EMBER_RETURN_IF_ERROR(check_alias_change(name, alias, actor));
-  std::lock_guard<std::mutex> guard(impl_->mu);
-  detail::WriteTxn txn(impl_->db);
-  EMBER_RETURN_IF_ERROR(txn.begin());
-  auto current = current_target(impl_->db, name, alias);
-  if (!current.ok()) return current.status();
-  if (*current == 0) return failed_precondition("alias " + alias_subject(name, alias) + " is not set");
-  // The move that set the current target (a rollback's own move is skipped, so repeated
-  // rollbacks walk further back).
-  auto st = impl_->db.prepare(
-      "SELECT from_version FROM alias_history WHERE name = ? AND alias = ? AND to_version = ? AND kind = 'set' "
-      "ORDER BY id DESC LIMIT 1");
-  if (!st.ok()) return st.status();
-  st->bind(1, name).bind(2, alias).bind(3, *current);
-  auto row = st->step();
-  if (!row.ok()) return row.status();
-  const std::int64_t previous = *row ? st->int64(0) : 0;
-  if (previous == 0) {
-    return failed_precondition("alias " + alias_subject(name, alias) + " has no earlier target than version " +
-                               std::to_string(*current));
-  }
-  auto id = target_id(*impl_, name, previous);
-  if (!id.ok()) return id.status().with_context("rollback of " + alias_subject(name, alias));
-  EMBER_RETURN_IF_ERROR(check_policy(*impl_, name, alias, previous, *id));
-  auto e = move_alias(*impl_, name, alias, *current, previous, actor, reason, "rollback");
-  if (!e.ok()) return e.status();
-  EMBER_RETURN_IF_ERROR(txn.commit());
-  return e;
+  return impl_->write([&]() -> Result<AliasEvent> {
+    auto current = current_target(impl_->db, name, alias);
+    if (!current.ok()) return current.status();
+    if (*current == 0) return failed_precondition("alias " + alias_subject(name, alias) + " is not set");
+    // The move that set the current target (a rollback's own move is skipped, so repeated
+    // rollbacks walk further back).
+    auto st = impl_->db.prepare(
+        "SELECT from_version FROM alias_history WHERE name = ? AND alias = ? AND to_version = ? AND kind = 'set' "
+        "ORDER BY id DESC LIMIT 1");
+    if (!st.ok()) return st.status();
+    st->bind(1, name).bind(2, alias).bind(3, *current);
+    auto row = st->step();
+    if (!row.ok()) return row.status();
+    const std::int64_t previous = *row ? st->int64(0) : 0;
+    if (previous == 0) {
+      return failed_precondition("alias " + alias_subject(name, alias) + " has no earlier target than version " +
+                                 std::to_string(*current));
+    }
+    auto id = target_id(*impl_, name, previous);
+    if (!id.ok()) return id.status().with_context("rollback of " + alias_subject(name, alias));
+    EMBER_RETURN_IF_ERROR(check_policy(*impl_, name, alias, previous, *id));
+    auto e = move_alias(*impl_, name, alias, *current, previous, actor, reason, "rollback");
+    if (!e.ok()) return e.status();
+    return e;
+  });
 }
 
 Result<AliasEvent> Registry::delete_alias(std::string_view name, std::string_view alias, std::string_view actor,
                                           std::string_view reason) {
   EMBER_RETURN_IF_ERROR(check_alias_change(name, alias, actor));
-  std::lock_guard<std::mutex> guard(impl_->mu);
-  detail::WriteTxn txn(impl_->db);
-  EMBER_RETURN_IF_ERROR(txn.begin());
-  auto current = current_target(impl_->db, name, alias);
-  if (!current.ok()) return current.status();
-  if (*current == 0) return not_found("alias " + alias_subject(name, alias) + " is not set");
-  auto e = move_alias(*impl_, name, alias, *current, 0, actor, reason, "delete");
-  if (!e.ok()) return e.status();
-  EMBER_RETURN_IF_ERROR(txn.commit());
-  return e;
+  return impl_->write([&]() -> Result<AliasEvent> {
+    auto current = current_target(impl_->db, name, alias);
+    if (!current.ok()) return current.status();
+    if (*current == 0) return not_found("alias " + alias_subject(name, alias) + " is not set");
+    auto e = move_alias(*impl_, name, alias, *current, 0, actor, reason, "delete");
+    if (!e.ok()) return e.status();
+    return e;
+  });
 }
 
 Result<std::vector<AliasEvent>> Registry::alias_history(std::string_view name, std::string_view alias) {
@@ -235,45 +229,43 @@ Result<std::int64_t> Registry::alias_at(std::string_view name, std::string_view 
 
 Status Registry::approve(std::string_view name, std::int64_t version, std::string_view actor, std::string_view note) {
   EMBER_RETURN_IF_ERROR(detail::check_actor(actor));
-  std::lock_guard<std::mutex> guard(impl_->mu);
-  detail::WriteTxn txn(impl_->db);
-  EMBER_RETURN_IF_ERROR(txn.begin());
-  auto id = impl_->version_id(name, version);
-  if (!id.ok()) return id.status();
-  auto st = impl_->db.prepare("INSERT INTO approvals VALUES(?, ?, ?, ?) ON CONFLICT DO NOTHING");
-  if (!st.ok()) return st.status();
-  st->bind(1, *id).bind(2, actor).bind(3, note).bind(4, impl_->now_us());
-  EMBER_RETURN_IF_ERROR(st->run());
-  if (impl_->db.changes() == 0) {
-    return Status(StatusCode::kAlreadyExists, std::string(actor) + " has approved " + detail::subject(name, version) + " already");
-  }
-  EMBER_RETURN_IF_ERROR(impl_->audit_append(actor, "approve", detail::subject(name, version),
-                                            detail::detail_json({{"note", std::string(note)}})));
-  return txn.commit();
+  return impl_->write([&]() -> Status {
+    auto id = impl_->version_id(name, version);
+    if (!id.ok()) return id.status();
+    auto st = impl_->db.prepare("INSERT INTO approvals VALUES(?, ?, ?, ?) ON CONFLICT DO NOTHING");
+    if (!st.ok()) return st.status();
+    st->bind(1, *id).bind(2, actor).bind(3, note).bind(4, impl_->now_us());
+    EMBER_RETURN_IF_ERROR(st->run());
+    if (impl_->db.changes() == 0) {
+      return Status(StatusCode::kAlreadyExists, std::string(actor) + " has approved " + detail::subject(name, version) + " already");
+    }
+    EMBER_RETURN_IF_ERROR(impl_->audit_append(actor, "approve", detail::subject(name, version),
+                                              detail::detail_json({{"note", std::string(note)}})));
+    return Status();
+  });
 }
 
 Status Registry::add_signature(std::string_view name, std::int64_t version, const BundleSignature& signature,
                                std::string_view actor) {
   EMBER_RETURN_IF_ERROR(detail::check_actor(actor));
-  std::lock_guard<std::mutex> guard(impl_->mu);
-  detail::WriteTxn txn(impl_->db);
-  EMBER_RETURN_IF_ERROR(txn.begin());
-  auto st = impl_->db.prepare("SELECT id, digest FROM versions WHERE name = ? AND version = ?");
-  if (!st.ok()) return st.status();
-  st->bind(1, name).bind(2, version);
-  auto row = st->step();
-  if (!row.ok()) return row.status();
-  if (!*row) return not_found("model version " + detail::subject(name, version) + " does not exist");
-  const std::int64_t id = st->int64(0);
-  const std::string digest = st->text(1);
-  EMBER_RETURN_IF_ERROR(verify_signature(digest, signature));
-  auto ins = impl_->db.prepare("INSERT OR REPLACE INTO signatures VALUES(?, ?, ?, ?)");
-  if (!ins.ok()) return ins.status();
-  ins->bind(1, id).bind(2, signature.key_id).bind(3, signature.public_key).bind(4, signature.signature);
-  EMBER_RETURN_IF_ERROR(ins->run());
-  EMBER_RETURN_IF_ERROR(impl_->audit_append(actor, "sign", detail::subject(name, version),
-                                            detail::detail_json({{"key_id", signature.key_id}, {"digest", digest}})));
-  return txn.commit();
+  return impl_->write([&]() -> Status {
+    auto st = impl_->db.prepare("SELECT id, digest FROM versions WHERE name = ? AND version = ?");
+    if (!st.ok()) return st.status();
+    st->bind(1, name).bind(2, version);
+    auto row = st->step();
+    if (!row.ok()) return row.status();
+    if (!*row) return not_found("model version " + detail::subject(name, version) + " does not exist");
+    const std::int64_t id = st->int64(0);
+    const std::string digest = st->text(1);
+    EMBER_RETURN_IF_ERROR(verify_signature(digest, signature));
+    auto ins = impl_->db.prepare("INSERT OR REPLACE INTO signatures VALUES(?, ?, ?, ?)");
+    if (!ins.ok()) return ins.status();
+    ins->bind(1, id).bind(2, signature.key_id).bind(3, signature.public_key).bind(4, signature.signature);
+    EMBER_RETURN_IF_ERROR(ins->run());
+    EMBER_RETURN_IF_ERROR(impl_->audit_append(actor, "sign", detail::subject(name, version),
+                                              detail::detail_json({{"key_id", signature.key_id}, {"digest", digest}})));
+    return Status();
+  });
 }
 
 Status Registry::trust_key(std::string_view public_key_hex, std::string_view actor) {
@@ -283,33 +275,31 @@ Status Registry::trust_key(std::string_view public_key_hex, std::string_view act
   std::string key(public_key_hex);
   for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   const std::string id = detail::key_id(key);
-  std::lock_guard<std::mutex> guard(impl_->mu);
-  detail::WriteTxn txn(impl_->db);
-  EMBER_RETURN_IF_ERROR(txn.begin());
-  auto st = impl_->db.prepare("INSERT OR REPLACE INTO trusted_keys VALUES(?, ?, ?, ?)");
-  if (!st.ok()) return st.status();
-  st->bind(1, id).bind(2, key).bind(3, actor).bind(4, impl_->now_us());
-  EMBER_RETURN_IF_ERROR(st->run());
-  EMBER_RETURN_IF_ERROR(impl_->audit_append(actor, "trust_key", id, detail::detail_json({{"public_key", key}})));
-  return txn.commit();
+  return impl_->write([&]() -> Status {
+    auto st = impl_->db.prepare("INSERT OR REPLACE INTO trusted_keys VALUES(?, ?, ?, ?)");
+    if (!st.ok()) return st.status();
+    st->bind(1, id).bind(2, key).bind(3, actor).bind(4, impl_->now_us());
+    EMBER_RETURN_IF_ERROR(st->run());
+    EMBER_RETURN_IF_ERROR(impl_->audit_append(actor, "trust_key", id, detail::detail_json({{"public_key", key}})));
+    return Status();
+  });
 }
 
 Status Registry::protect_alias(std::string_view alias, int approvals, std::string_view actor) {
   EMBER_RETURN_IF_ERROR(detail::check_alias_name(alias));
   EMBER_RETURN_IF_ERROR(detail::check_actor(actor));
   if (approvals > 100) return invalid_argument("at most 100 approvals can be required");
-  std::lock_guard<std::mutex> guard(impl_->mu);
-  detail::WriteTxn txn(impl_->db);
-  EMBER_RETURN_IF_ERROR(txn.begin());
-  auto st = approvals < 0 ? impl_->db.prepare("DELETE FROM protected_aliases WHERE alias = ?")
-                          : impl_->db.prepare("INSERT OR REPLACE INTO protected_aliases VALUES(?, ?)");
-  if (!st.ok()) return st.status();
-  st->bind(1, alias);
-  if (approvals >= 0) st->bind(2, std::int64_t{approvals});
-  EMBER_RETURN_IF_ERROR(st->run());
-  EMBER_RETURN_IF_ERROR(impl_->audit_append(actor, "policy", std::string(alias),
-                                            detail::detail_json({{"approvals", std::to_string(approvals)}})));
-  return txn.commit();
+  return impl_->write([&]() -> Status {
+    auto st = approvals < 0 ? impl_->db.prepare("DELETE FROM protected_aliases WHERE alias = ?")
+                            : impl_->db.prepare("INSERT OR REPLACE INTO protected_aliases VALUES(?, ?)");
+    if (!st.ok()) return st.status();
+    st->bind(1, alias);
+    if (approvals >= 0) st->bind(2, std::int64_t{approvals});
+    EMBER_RETURN_IF_ERROR(st->run());
+    EMBER_RETURN_IF_ERROR(impl_->audit_append(actor, "policy", std::string(alias),
+                                              detail::detail_json({{"approvals", std::to_string(approvals)}})));
+    return Status();
+  });
 }
 
 Result<std::map<std::string, int>> Registry::protected_aliases() {

@@ -75,20 +75,19 @@ Status Registry::tag(std::string_view name, std::int64_t version, std::string_vi
     return invalid_argument("a tag key is 1 to 256 characters without '='");
   }
   if (value.size() > 65536) return invalid_argument("a tag value is at most 65536 characters");
-  std::lock_guard<std::mutex> guard(impl_->mu);
-  detail::WriteTxn txn(impl_->db);
-  EMBER_RETURN_IF_ERROR(txn.begin());
-  auto id = impl_->version_id(name, version);
-  if (!id.ok()) return id.status();
-  auto st = value.empty() ? impl_->db.prepare("DELETE FROM tags WHERE version_id = ? AND key = ?")
-                          : impl_->db.prepare("INSERT OR REPLACE INTO tags VALUES(?, ?, ?)");
-  if (!st.ok()) return st.status();
-  st->bind(1, *id).bind(2, key);
-  if (!value.empty()) st->bind(3, value);
-  EMBER_RETURN_IF_ERROR(st->run());
-  EMBER_RETURN_IF_ERROR(impl_->audit_append(actor, "tag", detail::subject(name, version),
-                                            detail::detail_json({{"key", std::string(key)}, {"value", std::string(value)}})));
-  return txn.commit();
+  return impl_->write([&]() -> Status {
+    auto id = impl_->version_id(name, version);
+    if (!id.ok()) return id.status();
+    auto st = value.empty() ? impl_->db.prepare("DELETE FROM tags WHERE version_id = ? AND key = ?")
+                            : impl_->db.prepare("INSERT OR REPLACE INTO tags VALUES(?, ?, ?)");
+    if (!st.ok()) return st.status();
+    st->bind(1, *id).bind(2, key);
+    if (!value.empty()) st->bind(3, value);
+    EMBER_RETURN_IF_ERROR(st->run());
+    EMBER_RETURN_IF_ERROR(impl_->audit_append(actor, "tag", detail::subject(name, version),
+                                              detail::detail_json({{"key", std::string(key)}, {"value", std::string(value)}})));
+    return Status();
+  });
 }
 
 Result<std::vector<VersionInfo>> Registry::list(std::string_view name_contains, const std::vector<std::string>& tags,
@@ -139,43 +138,40 @@ Result<VersionInfo> Registry::show(std::string_view ref_text) {
 
 Status Registry::archive(std::string_view name, std::int64_t version, bool archived, std::string_view actor) {
   EMBER_RETURN_IF_ERROR(detail::check_actor(actor));
-  std::lock_guard<std::mutex> guard(impl_->mu);
-  detail::WriteTxn txn(impl_->db);
-  EMBER_RETURN_IF_ERROR(txn.begin());
-  auto id = impl_->version_id(name, version);
-  if (!id.ok()) return id.status();
-  auto st = impl_->db.prepare("UPDATE versions SET archived = ? WHERE id = ?");
-  if (!st.ok()) return st.status();
-  st->bind(1, std::int64_t{archived ? 1 : 0}).bind(2, *id);
-  EMBER_RETURN_IF_ERROR(st->run());
-  EMBER_RETURN_IF_ERROR(impl_->audit_append(actor, archived ? "archive" : "restore", detail::subject(name, version), "{}"));
-  return txn.commit();
+  return impl_->write([&]() -> Status {
+    auto id = impl_->version_id(name, version);
+    if (!id.ok()) return id.status();
+    auto st = impl_->db.prepare("UPDATE versions SET archived = ? WHERE id = ?");
+    if (!st.ok()) return st.status();
+    st->bind(1, std::int64_t{archived ? 1 : 0}).bind(2, *id);
+    EMBER_RETURN_IF_ERROR(st->run());
+    EMBER_RETURN_IF_ERROR(impl_->audit_append(actor, archived ? "archive" : "restore", detail::subject(name, version), "{}"));
+    return Status();
+  });
 }
 
 Status Registry::remove(std::string_view name, std::int64_t version, std::string_view actor) {
   EMBER_RETURN_IF_ERROR(detail::check_actor(actor));
-  std::lock_guard<std::mutex> guard(impl_->mu);
-  detail::WriteTxn txn(impl_->db);
-  EMBER_RETURN_IF_ERROR(txn.begin());
-  auto id = impl_->version_id(name, version);
-  if (!id.ok()) return id.status();
-  auto used = impl_->db.prepare("SELECT group_concat(alias, ', ') FROM aliases WHERE name = ? AND version = ?");
-  if (!used.ok()) return used.status();
-  used->bind(1, name).bind(2, version);
-  auto row = used->step();
-  if (!row.ok()) return row.status();
-  if (!used->is_null(0)) {
-    return failed_precondition("model version " + detail::subject(name, version) + " is the target of alias(es) " +
-                               used->text(0) + "; move them first");
-  }
-  auto st = impl_->db.prepare("DELETE FROM versions WHERE id = ?");
-  if (!st.ok()) return st.status();
-  st->bind(1, *id);
-  EMBER_RETURN_IF_ERROR(st->run());
-  EMBER_RETURN_IF_ERROR(impl_->audit_append(actor, "delete", detail::subject(name, version), "{}"));
-  EMBER_RETURN_IF_ERROR(txn.commit());
-  impl_->verified.erase(std::make_pair(std::string(name), version));
-  return {};
+  return impl_->write([&]() -> Status {
+    auto id = impl_->version_id(name, version);
+    if (!id.ok()) return id.status();
+    auto used = impl_->db.prepare("SELECT group_concat(alias, ', ') FROM aliases WHERE name = ? AND version = ?");
+    if (!used.ok()) return used.status();
+    used->bind(1, name).bind(2, version);
+    auto row = used->step();
+    if (!row.ok()) return row.status();
+    if (!used->is_null(0)) {
+      return failed_precondition("model version " + detail::subject(name, version) + " is the target of alias(es) " +
+                                 used->text(0) + "; move them first");
+    }
+    auto st = impl_->db.prepare("DELETE FROM versions WHERE id = ?");
+    if (!st.ok()) return st.status();
+    st->bind(1, *id);
+    EMBER_RETURN_IF_ERROR(st->run());
+    EMBER_RETURN_IF_ERROR(impl_->audit_append(actor, "delete", detail::subject(name, version), "{}"));
+    impl_->verified.erase(std::make_pair(std::string(name), version));
+    return {};
+  });
 }
 
 Result<std::vector<AuditEntry>> Registry::audit() {

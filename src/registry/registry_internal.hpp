@@ -56,6 +56,18 @@ struct Registry::Impl {
   Result<std::int64_t> version_of(const ModelRef& ref);
   /// Records an audit event in its own transaction (for events outside one, such as a
   /// failed verification).
+  /// Runs `body` (returning a Status or a Result) in a write transaction, holding `mu`,
+  /// and commits when it succeeds; otherwise everything it wrote is rolled back.
+  template <typename F>
+  auto write(F&& body) -> decltype(body()) {
+    std::lock_guard<std::mutex> guard(mu);
+    detail::WriteTxn txn(db);
+    EMBER_RETURN_IF_ERROR(txn.begin());
+    auto result = body();
+    if (!result.ok()) return result;
+    EMBER_RETURN_IF_ERROR(txn.commit());
+    return result;
+  }
   /// Where name/version's verified files go.
   Result<std::filesystem::path> checkout_dir(std::string_view name, std::int64_t version, std::string_view digest);
   /// The size a file's blob has on disk.
