@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ember/registry.hpp"
+#include "bundle/crypto.hpp"
 #include "registry/sqlite.hpp"
 
 namespace ember {
@@ -99,6 +100,20 @@ std::string subject(std::string_view name, std::int64_t version);
 std::string detail_json(std::initializer_list<std::pair<std::string_view, std::string>> fields);
 Status check_actor(std::string_view actor);
 Status check_alias_name(std::string_view alias);
+/// Adds a bundle file to the blob store (encrypted when the registry is) unless a blob
+/// of its hash and size is there already. The copy is hashed as it is written: a file
+/// that changed since it was verified is refused, never stored under the wrong name.
+Status store_blob(const Registry::Impl& impl, const std::filesystem::path& from, const BundleFile& f,
+                  ProgressCounter& progress);
+/// Builds a checkout at `target` from the blobs (hard links, copies where links are not
+/// possible, decrypted files for an encrypted registry), in a temporary directory renamed
+/// into place. Nothing to do when `target` exists.
+Status materialize(const Registry::Impl& impl, const std::filesystem::path& target, const std::string& manifest_text,
+                   const Manifest& manifest);
+Result<FileStamp> stamp(const std::filesystem::path& path);
+/// true when every file still has the inode, size and modification time it was stamped with.
+bool unchanged(const std::vector<FileStamp>& stamps);
+
 std::string audit_hash(std::string_view prev, std::int64_t seq, std::int64_t at_us, std::string_view actor,
                        std::string_view event, std::string_view subject, std::string_view detail);
 
