@@ -1,4 +1,5 @@
 // manifest.json: parsing (every field checked, naming it), writing, and the digest.
+#include <cmath>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -164,7 +165,9 @@ Result<Lineage> parse_lineage(const json& root) {
   if (const auto m = l.find("metrics"); m != l.end() && !m->is_null()) {
     EMBER_RETURN_IF_ERROR(check_object(*m, "lineage.metrics"));
     for (const auto& [k, v] : m->items()) {
-      if (!v.is_number()) return field_error("lineage.metrics." + k, "must be a number");
+      if (!v.is_number() || !std::isfinite(v.get<double>())) {
+        return field_error("lineage.metrics." + k, "must be a finite number");
+      }
       lineage.metrics[k] = v.get<double>();
     }
   }
