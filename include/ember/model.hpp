@@ -196,13 +196,13 @@ class EMBER_API Model {
   /// pipeline's output width: checked here by running every model stage once on a row
   /// of zeros. NotFound for a missing required file; InvalidArgument for bad
   /// configuration, naming the file and field; any stage's load error.
+  /// A bundle (the same files plus manifest.json, see bundle.hpp) is verified before
+  /// anything is read: every file listed, of its size and SHA-256, and no other file
+  /// present (DataLoss naming the file otherwise; InvalidArgument naming the field of a
+  /// malformed manifest). The manifest's name becomes ModelOptions::name when that is empty.
   static Result<std::unique_ptr<Model>> load(const std::filesystem::path& dir, const ModelOptions& options);
   /// The same with default options.
   static Result<std::unique_ptr<Model>> load(const std::filesystem::path& dir);
-  /// A bundle directory (manifest.json beside the files above) is verified first: every
-  /// file listed, of its size and SHA-256, and no other file present (DataLoss naming
-  /// the file otherwise; InvalidArgument naming the field of a malformed manifest). The
-  /// manifest's name becomes ModelOptions::name when that is empty.
 
   /// A model assembled in code. `pipeline` may be empty (then the schema's features are
   /// the input). InvalidArgument when the parts do not fit together. Of `options`, only

@@ -9,7 +9,7 @@
 ///   DIR/checkouts/…         verified bundle directories that resolve() hands out (for an
 ///                           encrypted registry, a private temporary directory instead)
 ///
-/// Every file is hashed before a version is first handed out in a process, and its
+/// Every file is hashed before a Registry object first hands a version out, and its
 /// size, inode and modification time are checked on every later resolve: a file that
 /// does not match is DataLoss and the version does not load. Publishing, alias moves
 /// and approvals are transactions; a process killed at any moment leaves every version

@@ -1,5 +1,4 @@
 // Model: schema -> pipeline -> fallback chain, for one record or a batch.
-#include "ember/bundle.hpp"
 #include "ember/model.hpp"
 
 #include <algorithm>
@@ -14,6 +13,7 @@
 #include <utility>
 
 #include "core/striped.hpp"
+#include "ember/bundle.hpp"
 #include "fallback/stage_outputs.hpp"
 #include "model/model_internal.hpp"
 
