@@ -3,6 +3,7 @@
 /// Everything in ember's public API (except the optional ember/torch.hpp interop).
 
 #include "ember/bundle.hpp"
+#include "ember/deployment.hpp"
 #include "ember/executor.hpp"
 #include "ember/export.hpp"
 #include "ember/fallback.hpp"

@@ -215,6 +215,12 @@ class EMBER_API Registry {
   /// then frees its files.
   Status remove(std::string_view name, std::int64_t version, std::string_view actor);
 
+  /// Appends an event of the host's (or a Deployment's) to the audit log: `detail` is a
+  /// JSON object ("{}" when empty). InvalidArgument for an empty event or actor, or a
+  /// detail that is not a JSON object.
+  Status record_event(std::string_view actor, std::string_view event, std::string_view subject,
+                      std::string_view detail);
+
   /// The audit log, oldest first.
   Result<std::vector<AuditEntry>> audit();
   /// DataLoss naming the first entry that was edited, removed or reordered.

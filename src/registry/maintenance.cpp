@@ -4,6 +4,8 @@
 
 #include <sys/stat.h>
 
+#include <nlohmann/json.hpp>
+
 #include "bundle/crypto.hpp"
 #include "bundle/manifest_internal.hpp"
 #include "core/files.hpp"
@@ -171,6 +173,18 @@ Status Registry::remove(std::string_view name, std::int64_t version, std::string
     EMBER_RETURN_IF_ERROR(impl_->audit_append(actor, "delete", detail::subject(name, version), "{}"));
     impl_->verified.erase(std::make_pair(std::string(name), version));
     return {};
+  });
+}
+
+Status Registry::record_event(std::string_view actor, std::string_view event, std::string_view subject,
+                              std::string_view detail) {
+  EMBER_RETURN_IF_ERROR(detail::check_actor(actor));
+  if (event.empty() || event.size() > 64) return invalid_argument("an event name is 1 to 64 characters");
+  if (subject.size() > 1024 || detail.size() > 65536) return invalid_argument("the event's subject or detail is too long");
+  const auto parsed = nlohmann::json::parse(detail.empty() ? std::string_view("{}") : detail, nullptr, false);
+  if (parsed.is_discarded() || !parsed.is_object()) return invalid_argument("an event's detail must be a JSON object");
+  return impl_->write([&]() -> Status {
+    return impl_->audit_append(actor, event, subject, detail.empty() ? std::string_view("{}") : detail);
   });
 }
 
