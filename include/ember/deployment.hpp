@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -52,11 +53,84 @@ struct DeploymentEvent {
   VersionStatus status;
 };
 
+/// Per request, for the deadline-aware forms of predict() and for submit().
+struct RequestOptions {
+  /// Answer within this long of the request's arrival (0: BatchingOptions::default_deadline,
+  /// and none when that is 0 too). With batching, a request whose deadline cannot be met
+  /// is refused at once (DeadlineExceeded), not after waiting.
+  std::chrono::microseconds deadline{0};
+  /// 0 is served first. Levels are strict; within one, the earliest deadline goes first
+  /// (then the earliest arrival).
+  std::uint8_t priority = 1;
+};
+inline constexpr std::uint8_t kPriorityLevels = 3;
+
+/// What happens to a batched request whose deadline passes while it waits.
+enum class TimeoutAction : std::uint8_t {
+  kReject,    ///< answered DeadlineExceeded
+  kFallback,  ///< answered at once by the chain's stages after the model (linear, cache,
+              ///< default): the model stage is given no time
+};
+
+/// Dynamic batching (Triton's dynamic batcher, in rows): concurrent requests are
+/// validated and preprocessed on their own threads, then gathered into one execute().
+struct BatchingOptions {
+  bool enabled = false;
+  /// Rows per forward pass at most.
+  std::size_t max_batch_rows = 32;
+  /// How long the first request of a batch may wait for others.
+  std::chrono::microseconds max_queue_delay{500};
+  /// Batch sizes to dispatch as soon as they can be formed (e.g. {8, 16, 32}); a
+  /// batch of max_batch_rows always is.
+  std::vector<std::size_t> preferred_batch_rows;
+  /// Rows waiting at most; more are refused at once with ResourceExhausted.
+  std::size_t max_queue_rows = 4096;
+  std::chrono::microseconds default_deadline{0};
+  TimeoutAction timeout_action = TimeoutAction::kReject;
+};
+
+/// An answer delivered by submit().
+struct Answer {
+  Status status;
+  Prediction prediction;
+  std::chrono::nanoseconds queue_time{0};  ///< from arrival to the forward pass
+  std::size_t batch_rows = 0;              ///< rows in the forward pass that answered it
+};
+
+/// A request in flight, for loops that must never block: poll it each frame.
+class EMBER_API PendingAnswer {
+ public:
+  PendingAnswer() = default;
+  /// True once the answer is there (and until it is taken).
+  [[nodiscard]] bool ready() const noexcept;
+  /// Moves the answer into `out` and returns true when it is there; false otherwise
+  /// (also after it was taken). Never blocks.
+  bool try_get(Answer& out);
+
+  struct State;
+  explicit PendingAnswer(std::shared_ptr<State> state) : state_(std::move(state)) {}
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+/// What the serving path counts (monitoring reads it).
+struct ServingCounters {
+  std::uint64_t requests = 0;          ///< predict() and submit() calls
+  std::uint64_t batches = 0;           ///< forward passes the batcher made
+  std::uint64_t batched_rows = 0;      ///< rows in them
+  std::uint64_t refused_queue_full = 0;
+  std::uint64_t refused_deadline = 0;  ///< refused at admission: the deadline could not be met
+  std::uint64_t timed_out = 0;         ///< deadline passed while queued
+  std::uint64_t queue_time_ns = 0;     ///< summed over batched requests
+  std::uint64_t max_queue_time_ns = 0;
+};
+
 struct DeploymentOptions {
   /// How each version is built (its name and version are filled in per version).
   ModelOptions model;
-  /// Background work: loads for notify() and the alias watch, and destroying replaced
-  /// versions. Null: a one-thread ThreadPool the Deployment owns.
+  /// Background work: loads for notify(), destroying replaced versions, and unbatched
+  /// submit() requests. Null: a ThreadPool the Deployment owns (1 thread, up to 8 while busy).
   std::shared_ptr<TaskExecutor> executor;
   /// Poll the alias this often and reload when it moved (0: only reload() / notify()).
   /// The watch is the one thread a Deployment starts itself.
@@ -72,6 +146,9 @@ struct DeploymentOptions {
   std::function<void(const DeploymentEvent&)> on_event;
   /// Who the registry's audit log says acted.
   std::string actor = "deployment";
+  /// Off by default. With it, the Deployment starts one batcher thread that gathers
+  /// requests and runs the forward passes; callbacks run on it.
+  BatchingOptions batching;
 };
 
 /// One served name. predict() is safe from many threads at once, also during reloads.
@@ -91,8 +168,21 @@ class EMBER_API Deployment {
   Deployment(const Deployment&) = delete;
   Deployment& operator=(const Deployment&) = delete;
 
-  /// Model::predict on the version serving now; the Prediction says which version.
+  /// Model::predict on the version serving now, on the caller's thread (batching or
+  /// not); the Prediction says which version.
   Status predict(std::string_view json, Prediction& prediction, const PredictOptions& options = {}) const;
+  /// The same through the batcher when batching is on (waiting for the answer), with a
+  /// deadline and a priority.
+  Status predict(std::string_view json, Prediction& prediction, const RequestOptions& options) const;
+
+  /// Asynchronous forms: the answer goes to `callback` (on the batcher thread, or on the
+  /// executor without batching; on the caller's thread when refused at once), to a
+  /// future, or into a PendingAnswer to poll. Never block the caller beyond validating
+  /// and preprocessing the record. `callback` must not throw.
+  void submit(std::string json, std::function<void(Answer&&)> callback, const RequestOptions& options = {}) const;
+  [[nodiscard]] std::future<Answer> submit(std::string json, const RequestOptions& options = {}) const;
+  [[nodiscard]] PendingAnswer submit_pending(std::string json, const RequestOptions& options = {}) const;
+  [[nodiscard]] ServingCounters counters() const;
 
   /// Resolves the source again and, when it names another version (a directory: always),
   /// loads, checks, warms and swaps it in. Returns when done: OK when the new version

@@ -2,9 +2,12 @@
 // destroyed on the executor once their last request ends.
 #include "ember/deployment.hpp"
 
+#include "deployment/batcher.hpp"
+
 #include <atomic>
 #include <condition_variable>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <sstream>
 #include <system_error>
@@ -142,6 +145,13 @@ struct Deployment::Impl {
   std::shared_ptr<Gate> gate = std::make_shared<Gate>();
   std::thread watch;
 
+  detail::ServingStats stats;
+  std::atomic<std::uint64_t> next_seq{1};
+  std::unique_ptr<detail::Batcher> batcher;  // with batching on
+
+  // The one path every asynchronous request takes.
+  void submit(std::string_view json, std::function<void(Answer&&)> complete, const RequestOptions& ro);
+
   std::shared_ptr<const Model> wrap(std::unique_ptr<Model> model, const std::string& version) {
     // The last reference may go on a request thread: the model is destroyed on the
     // executor instead (inline only when the executor refuses).
@@ -260,6 +270,7 @@ Deployment::~Deployment() {
     gate.cv.wait(lock, [&] { return gate.tasks == 0; });
   }
   if (impl_->watch.joinable()) impl_->watch.join();
+  impl_->batcher.reset();  // answers what is queued
   std::lock_guard<std::mutex> guard(impl_->reload_mu);
   impl_->current.store(nullptr);  // destroyed on the executor, or here when it refuses
 }
@@ -305,14 +316,19 @@ Result<std::unique_ptr<Deployment>> Deployment::create(const fs::path& dir, cons
 Result<std::unique_ptr<Deployment>> Deployment::start(std::shared_ptr<Impl> impl) {
   impl->executor = impl->options.executor;
   if (!impl->executor) {
-    ThreadPoolOptions one;
-    one.threads = 1;
-    one.max_threads = 1;
-    auto pool = ThreadPool::create(one);
+    ThreadPoolOptions small;  // one thread, more while requests keep it busy
+    small.threads = 1;
+    small.max_threads = 8;
+    auto pool = ThreadPool::create(small);
     if (!pool.ok()) return pool.status();
     impl->executor = std::move(*pool);
   }
   EMBER_RETURN_IF_ERROR(impl->reload(false));
+  if (impl->options.batching.enabled) {
+    auto batcher = detail::Batcher::start(impl->options.batching, impl->stats);
+    if (!batcher.ok()) return batcher.status();
+    impl->batcher = std::move(*batcher);
+  }
   if (impl->options.watch_interval.count() > 0 && impl->registry) {
     try {
       impl->watch = std::thread([raw = impl.get()] { raw->watch_loop(); });
@@ -324,9 +340,138 @@ Result<std::unique_ptr<Deployment>> Deployment::start(std::shared_ptr<Impl> impl
 }
 
 Status Deployment::predict(std::string_view json, Prediction& prediction, const PredictOptions& options) const {
+  impl_->stats.requests.fetch_add(1, std::memory_order_relaxed);
   const auto model = impl_->current.load();
   return model->predict(json, prediction, options);
 }
+
+Status Deployment::predict(std::string_view json, Prediction& prediction, const RequestOptions& options) const {
+  if (!impl_->batcher) {
+    impl_->stats.requests.fetch_add(1, std::memory_order_relaxed);
+    PredictOptions po;
+    const auto deadline = options.deadline.count() > 0 ? options.deadline : impl_->options.batching.default_deadline;
+    if (deadline.count() > 0) po.budget = deadline;
+    return impl_->current.load()->predict(json, prediction, po);
+  }
+  struct Waiter {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    Answer answer;
+  };
+  auto waiter = std::make_shared<Waiter>();
+  impl_->submit(json,
+                [waiter](Answer&& a) {
+                  std::lock_guard<std::mutex> lock(waiter->mu);
+                  waiter->answer = std::move(a);
+                  waiter->done = true;
+                  waiter->cv.notify_one();
+                },
+                options);
+  std::unique_lock<std::mutex> lock(waiter->mu);
+  waiter->cv.wait(lock, [&] { return waiter->done; });
+  prediction = std::move(waiter->answer.prediction);
+  return waiter->answer.status;
+}
+
+void Deployment::Impl::submit(std::string_view json, std::function<void(Answer&&)> complete, const RequestOptions& ro) {
+  stats.requests.fetch_add(1, std::memory_order_relaxed);
+  const auto arrival = std::chrono::steady_clock::now();
+  const auto deadline_after = ro.deadline.count() > 0 ? ro.deadline : options.batching.default_deadline;
+  auto model = current.load();
+  if (!batcher) {
+    // Unbatched: the whole request on the executor.
+    auto task = [model, text = std::string(json), complete, deadline_after, arrival]() mutable {
+      Answer a;
+      PredictOptions po;
+      if (deadline_after.count() > 0) po.budget = deadline_after;
+      a.status = model->predict(text, a.prediction, po);
+      a.queue_time = std::chrono::steady_clock::now() - arrival - a.prediction.latency;
+      a.batch_rows = 1;
+      complete(std::move(a));
+    };
+    bool posted = false;
+    try {
+      posted = executor->post(task);
+    } catch (...) {
+      posted = false;
+    }
+    if (!posted) {
+      Answer a;
+      a.status = resource_exhausted("the executor refused the request");
+      complete(std::move(a));
+    }
+    return;
+  }
+  // Validated and preprocessed here, on the caller's thread; the batcher runs the model.
+  PreparedBatch prepared;
+  const std::string_view records[] = {json};
+  const Status prepared_status = model->prepare(records, prepared);
+  if (!prepared_status.ok() || prepared.rows != 1) {
+    Answer a;
+    a.status = prepared_status.ok() ? invalid_argument("the record was refused") : prepared_status;
+    if (!prepared.validation.records.empty()) a.prediction.validation = std::move(prepared.validation.records.front().second);
+    a.prediction.model_name = model->name();
+    a.prediction.model_version = model->version();
+    complete(std::move(a));
+    return;
+  }
+  detail::BatchItem item;
+  item.model = std::move(model);
+  item.row = std::move(prepared.inputs);
+  item.complete = std::move(complete);
+  item.arrival = arrival;
+  if (deadline_after.count() > 0) item.deadline = arrival + deadline_after;
+  item.priority = std::min<std::uint8_t>(ro.priority, kPriorityLevels - 1);
+  item.seq = next_seq.fetch_add(1, std::memory_order_relaxed);
+  const Status queued = batcher->enqueue(item);
+  if (!queued.ok()) {
+    Answer a;
+    a.status = queued;
+    item.complete(std::move(a));
+  }
+}
+
+void Deployment::submit(std::string json, std::function<void(Answer&&)> callback, const RequestOptions& options) const {
+  impl_->submit(json, std::move(callback), options);
+}
+
+std::future<Answer> Deployment::submit(std::string json, const RequestOptions& options) const {
+  auto promise = std::make_shared<std::promise<Answer>>();
+  auto future = promise->get_future();
+  impl_->submit(json, [promise](Answer&& a) { promise->set_value(std::move(a)); }, options);
+  return future;
+}
+
+struct PendingAnswer::State {
+  std::atomic<bool> ready{false};
+  std::atomic<bool> taken{false};
+  Answer answer;
+};
+
+bool PendingAnswer::ready() const noexcept {
+  return state_ && state_->ready.load(std::memory_order_acquire) && !state_->taken.load(std::memory_order_relaxed);
+}
+
+bool PendingAnswer::try_get(Answer& out) {
+  if (!state_ || !state_->ready.load(std::memory_order_acquire)) return false;
+  if (state_->taken.exchange(true, std::memory_order_relaxed)) return false;
+  out = std::move(state_->answer);
+  return true;
+}
+
+PendingAnswer Deployment::submit_pending(std::string json, const RequestOptions& options) const {
+  auto state = std::make_shared<PendingAnswer::State>();
+  impl_->submit(json,
+                [state](Answer&& a) {
+                  state->answer = std::move(a);
+                  state->ready.store(true, std::memory_order_release);
+                },
+                options);
+  return PendingAnswer(std::move(state));
+}
+
+ServingCounters Deployment::counters() const { return impl_->stats.snapshot(); }
 
 Status Deployment::reload() { return impl_->reload(false); }
 

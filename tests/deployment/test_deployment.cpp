@@ -152,6 +152,8 @@ TEST_CASE("deployment: warm-up runs before a version serves, and a version that 
 }
 
 TEST_CASE("deployment: 8 threads predict through 100 swaps without one failed request") {
+  const bool batched = GENERATE(false, true);
+  INFO("batching " << batched);
   Fixture f;
   const auto v1 = f.publish(1);
   const auto v2 = f.publish(3);
@@ -160,6 +162,8 @@ TEST_CASE("deployment: 8 threads predict through 100 swaps without one failed re
   REQUIRE(pool.ok());
   ember::DeploymentOptions o;
   o.executor = *pool;
+  o.batching.enabled = batched;  // rows prepared on one version run on that version
+  o.batching.max_queue_delay = std::chrono::microseconds(200);
   auto d = Deployment::create(f.registry, "churn@production", o);
   REQUIRE(d.ok());
   std::atomic<bool> stop{false};
@@ -169,7 +173,9 @@ TEST_CASE("deployment: 8 threads predict through 100 swaps without one failed re
     clients.emplace_back([&] {
       ember::Prediction p;
       while (!stop.load()) {
-        if (!(*d)->predict(R"({"a": 1, "b": 1})", p).ok()) {
+        const auto s = batched ? (*d)->predict(R"({"a": 1, "b": 1})", p, ember::RequestOptions{})
+                               : (*d)->predict(R"({"a": 1, "b": 1})", p);
+        if (!s.ok()) {
           ++failed;
           continue;
         }
