@@ -37,5 +37,7 @@ std::string actor_or_default(const std::string& actor);
 /// command's body after parsing.
 void add_bundle_commands(CLI::App& app, std::function<int()>& run);
 void add_registry_commands(CLI::App& app, std::function<int()>& run);
+/// Registers "ember serve-bench".
+void add_serve_commands(CLI::App& app, std::function<int()>& run);
 
 }  // namespace ember_cli

@@ -713,6 +713,7 @@ int main(int argc, char** argv) {
   std::function<int()> command;
   ember_cli::add_bundle_commands(app, command);
   ember_cli::add_registry_commands(app, command);
+  ember_cli::add_serve_commands(app, command);
 
   try {
     app.parse(argc, argv);

@@ -191,6 +191,11 @@ class EMBER_API Deployment {
   Status reload();
   /// Asks for a reload on the executor and returns at once.
   void notify();
+  /// Points the deployment at another reference of the same name ("churn/3",
+  /// "churn@canary") and reloads: what serving a chosen version, or blue-green, needs.
+  /// InvalidArgument for a malformed reference or another name; FailedPrecondition for
+  /// a directory deployment. On failure the old source and version stay.
+  Status switch_to(std::string ref);
 
   /// The version serving now (never null). Holding it keeps that version alive.
   [[nodiscard]] std::shared_ptr<const Model> current() const;

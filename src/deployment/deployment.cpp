@@ -12,6 +12,7 @@
 #include <sstream>
 #include <system_error>
 #include <thread>
+#include <utility>
 
 namespace ember {
 
@@ -189,6 +190,24 @@ struct Deployment::Impl {
 
   Status reload(bool only_if_moved) {
     std::lock_guard<std::mutex> guard(reload_mu);
+    return reload_locked(only_if_moved);
+  }
+
+  Status switch_to(std::string new_ref) {
+    if (!registry) return failed_precondition("deployment '" + shared->name + "' serves a directory, not a registry");
+    auto parsed = parse_model_ref(new_ref);
+    if (!parsed.ok()) return parsed.status();
+    if (parsed->name != shared->name) {
+      return invalid_argument("deployment '" + shared->name + "' cannot switch to another name: '" + new_ref + "'");
+    }
+    std::lock_guard<std::mutex> guard(reload_mu);
+    std::string old_ref = std::exchange(ref, std::move(new_ref));
+    const Status s = reload_locked(false);
+    if (!s.ok()) ref = std::move(old_ref);
+    return s;
+  }
+
+  Status reload_locked(bool only_if_moved) {
     auto t = target();
     if (!t.ok()) return t.status().with_context("deployment '" + shared->name + "'");
     if (registry && t->version == current_version) return {};
@@ -474,6 +493,8 @@ PendingAnswer Deployment::submit_pending(std::string json, const RequestOptions&
 ServingCounters Deployment::counters() const { return impl_->stats.snapshot(); }
 
 Status Deployment::reload() { return impl_->reload(false); }
+
+Status Deployment::switch_to(std::string ref) { return impl_->switch_to(std::move(ref)); }
 
 void Deployment::notify() {
   auto gate = impl_->gate;

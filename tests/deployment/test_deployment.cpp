@@ -249,3 +249,24 @@ TEST_CASE("deployment: bad sources are clear errors") {
   f.point(f.publish(2));
   CHECK((*d)->reload().code() == StatusCode::kResourceExhausted);
 }
+
+TEST_CASE("deployment: switch_to serves a chosen version of the same name") {
+  Fixture f;
+  const auto v1 = f.publish(1);
+  f.publish(2);
+  f.point(v1);
+  auto d = Deployment::create(f.registry, "churn@production");
+  REQUIRE(d.ok());
+  REQUIRE((*d)->switch_to("churn/2").ok());
+  CHECK((*d)->current()->version() == "2");
+  CHECK((*d)->switch_to("fraud/1").code() == StatusCode::kInvalidArgument);
+  CHECK((*d)->switch_to("churn/9").code() == StatusCode::kNotFound);
+  CHECK((*d)->current()->version() == "2");  // a failed switch changes nothing
+  REQUIRE((*d)->switch_to("churn@production").ok());
+  CHECK((*d)->current()->version() == "1");
+  TempDir other;
+  ember_test::write_linear_model(other / "model", 1);
+  auto dir = Deployment::create(other / "model");
+  REQUIRE(dir.ok());
+  CHECK((*dir)->switch_to("churn/1").code() == StatusCode::kFailedPrecondition);
+}
