@@ -60,7 +60,21 @@ Batcher::~Batcher() {
   if (thread_.joinable()) thread_.join();
 }
 
-Status Batcher::enqueue(BatchItem& item) {
+void Batcher::take_batch(std::vector<BatchItem>& batch, std::size_t take) {
+  std::sort(queue_.begin(), queue_.end(), before);
+  const auto model = queue_.front().model;
+  batch.clear();
+  for (auto it = queue_.begin(); it != queue_.end() && batch.size() < take;) {
+    if (it->model == model) {
+      batch.push_back(std::move(*it));
+      it = queue_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+Status Batcher::enqueue(BatchItem& item, bool caller_runs) {
   std::unique_lock<std::mutex> lock(mu_);
   if (queue_.size() >= options_.max_queue_rows) {
     stats_.refused_queue_full.fetch_add(1, std::memory_order_relaxed);
@@ -80,6 +94,13 @@ Status Batcher::enqueue(BatchItem& item) {
   }
   queue_.push_back(std::move(item));
   const std::size_t n = queue_.size();
+  if (caller_runs && n >= options_.max_batch_rows) {
+    std::vector<BatchItem> batch;
+    take_batch(batch, options_.max_batch_rows);
+    lock.unlock();
+    run(batch, false);
+    return {};
+  }
   lock.unlock();
   const auto& pref = options_.preferred_batch_rows;
   if (n == 1 || n >= options_.max_batch_rows || std::find(pref.begin(), pref.end(), n) != pref.end()) {
@@ -143,11 +164,7 @@ void Batcher::loop() {
       continue;
     }
     // Highest priority, then earliest deadline, then arrival; one model version per pass.
-    std::sort(queue_.begin(), queue_.end(), before);
-    const auto model = queue_.front().model;
-    std::size_t take = 0;
-    for (const auto& i : queue_) take += i.model == model;
-    take = std::min(take, options_.max_batch_rows);
+    std::size_t take = std::min(n, options_.max_batch_rows);
     if (!full && !pref.empty()) {
       std::size_t best = 0;
       for (std::size_t p : pref) {
@@ -155,15 +172,7 @@ void Batcher::loop() {
       }
       if (best > 0) take = best;
     }
-    batch.clear();
-    for (auto it = queue_.begin(); it != queue_.end() && batch.size() < take;) {
-      if (it->model == model) {
-        batch.push_back(std::move(*it));
-        it = queue_.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    take_batch(batch, take);
     lock.unlock();
     run(batch, false);
     lock.lock();

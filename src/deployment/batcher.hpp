@@ -46,11 +46,17 @@ class Batcher {
 
   /// Queues a prepared request. ResourceExhausted when the queue is full,
   /// DeadlineExceeded when its deadline cannot be met: the item is not taken then.
-  Status enqueue(BatchItem& item);
+  /// With `caller_runs` (a caller that waits for its answer anyway), a request that
+  /// completes a full batch runs that batch on the caller's thread, saving a hand-off
+  /// to the batcher thread.
+  Status enqueue(BatchItem& item, bool caller_runs = false);
 
  private:
   Batcher(const BatchingOptions& options, ServingStats& stats) : options_(options), stats_(stats) {}
   void loop();
+  // Moves the next batch (highest priority first, one model version, at most `take`
+  // rows) out of the queue. Hold mu_.
+  void take_batch(std::vector<BatchItem>& batch, std::size_t take);
   // Runs items (all of one model) as one forward pass and answers each.
   void run(std::vector<BatchItem>& items, bool fallback);
 

@@ -151,7 +151,8 @@ struct Deployment::Impl {
   std::unique_ptr<detail::Batcher> batcher;  // with batching on
 
   // The one path every asynchronous request takes.
-  void submit(std::string_view json, std::function<void(Answer&&)> complete, const RequestOptions& ro);
+  void submit(std::string_view json, std::function<void(Answer&&)> complete, const RequestOptions& ro,
+              bool caller_waits = false);
 
   std::shared_ptr<const Model> wrap(std::unique_ptr<Model> model, const std::string& version) {
     // The last reference may go on a request thread: the model is destroyed on the
@@ -372,28 +373,39 @@ Status Deployment::predict(std::string_view json, Prediction& prediction, const 
     if (deadline.count() > 0) po.budget = deadline;
     return impl_->current.load()->predict(json, prediction, po);
   }
+  // The caller yields its core while it waits, rather than sleeping on a futex: a
+  // sleeping thread's wake-up costs more than a small model's forward pass.
   struct Waiter {
+    std::atomic<bool> done{false};
     std::mutex mu;
     std::condition_variable cv;
-    bool done = false;
+    bool sleeping = false;
     Answer answer;
   };
   auto waiter = std::make_shared<Waiter>();
   impl_->submit(json,
                 [waiter](Answer&& a) {
-                  std::lock_guard<std::mutex> lock(waiter->mu);
                   waiter->answer = std::move(a);
-                  waiter->done = true;
-                  waiter->cv.notify_one();
+                  std::lock_guard<std::mutex> lock(waiter->mu);
+                  waiter->done.store(true, std::memory_order_release);
+                  if (waiter->sleeping) waiter->cv.notify_one();
                 },
-                options);
-  std::unique_lock<std::mutex> lock(waiter->mu);
-  waiter->cv.wait(lock, [&] { return waiter->done; });
+                options, true);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(300);
+  while (!waiter->done.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < until) {
+    std::this_thread::yield();
+  }
+  if (!waiter->done.load(std::memory_order_acquire)) {
+    std::unique_lock<std::mutex> lock(waiter->mu);
+    waiter->sleeping = true;
+    waiter->cv.wait(lock, [&] { return waiter->done.load(std::memory_order_acquire); });
+  }
   prediction = std::move(waiter->answer.prediction);
   return waiter->answer.status;
 }
 
-void Deployment::Impl::submit(std::string_view json, std::function<void(Answer&&)> complete, const RequestOptions& ro) {
+void Deployment::Impl::submit(std::string_view json, std::function<void(Answer&&)> complete, const RequestOptions& ro,
+                              bool caller_waits) {
   stats.requests.fetch_add(1, std::memory_order_relaxed);
   const auto arrival = std::chrono::steady_clock::now();
   const auto deadline_after = ro.deadline.count() > 0 ? ro.deadline : options.batching.default_deadline;
@@ -443,7 +455,7 @@ void Deployment::Impl::submit(std::string_view json, std::function<void(Answer&&
   if (deadline_after.count() > 0) item.deadline = arrival + deadline_after;
   item.priority = std::min<std::uint8_t>(ro.priority, kPriorityLevels - 1);
   item.seq = next_seq.fetch_add(1, std::memory_order_relaxed);
-  const Status queued = batcher->enqueue(item);
+  const Status queued = batcher->enqueue(item, caller_waits);
   if (!queued.ok()) {
     Answer a;
     a.status = queued;
