@@ -7,6 +7,9 @@ namespace ember::detail {
 
 namespace {
 
+// How long after the last request the batcher keeps polling rather than sleeping.
+constexpr std::chrono::milliseconds kPollWhileBusy{100};
+
 bool before(const BatchItem& a, const BatchItem& b) {
   if (a.priority != b.priority) return a.priority < b.priority;
   if (a.deadline != b.deadline) return a.deadline < b.deadline;
@@ -92,6 +95,7 @@ Status Batcher::enqueue(BatchItem& item, bool caller_runs) {
                         " us of batches are ahead of this request");
     }
   }
+  last_arrival_ = item.arrival;
   queue_.push_back(std::move(item));
   const std::size_t n = queue_.size();
   if (caller_runs && n >= options_.max_batch_rows) {
@@ -101,11 +105,15 @@ Status Batcher::enqueue(BatchItem& item, bool caller_runs) {
     run(batch, false);
     return {};
   }
-  lock.unlock();
+  // Wake the batcher only when it has a reason to look: a complete batch, or a first
+  // request while it sleeps without a timeout. While requests keep coming it polls
+  // every max_queue_delay instead: a wake-up is a system call (tens of microseconds on
+  // a VM), which a game's frame thread should not pay.
   const auto& pref = options_.preferred_batch_rows;
-  if (n == 1 || n >= options_.max_batch_rows || std::find(pref.begin(), pref.end(), n) != pref.end()) {
-    cv_.notify_one();
-  }
+  const bool complete = n >= options_.max_batch_rows || std::find(pref.begin(), pref.end(), n) != pref.end();
+  const bool wake = waiting_ && (complete || (n == 1 && deep_sleep_));
+  lock.unlock();
+  if (wake) cv_.notify_one();
   return {};
 }
 
@@ -116,7 +124,15 @@ void Batcher::loop() {
   for (;;) {
     if (queue_.empty()) {
       if (stop_) return;
-      cv_.wait(lock);
+      waiting_ = true;
+      if (std::chrono::steady_clock::now() - last_arrival_ < kPollWhileBusy) {
+        cv_.wait_for(lock, options_.max_queue_delay);
+      } else {
+        deep_sleep_ = true;
+        cv_.wait(lock);
+        deep_sleep_ = false;
+      }
+      waiting_ = false;
       continue;
     }
     const auto now = std::chrono::steady_clock::now();
@@ -160,7 +176,9 @@ void Batcher::loop() {
     const auto due = oldest + options_.max_queue_delay;
     const bool full = n >= options_.max_batch_rows || std::find(pref.begin(), pref.end(), n) != pref.end();
     if (!full && !stop_ && now < due) {
+      waiting_ = true;
       cv_.wait_until(lock, std::min(due, earliest_deadline));
+      waiting_ = false;
       continue;
     }
     // Highest priority, then earliest deadline, then arrival; one model version per pass.

@@ -66,6 +66,9 @@ class Batcher {
   std::condition_variable cv_;
   std::vector<BatchItem> queue_;
   bool stop_ = false;
+  bool waiting_ = false;     // the batcher thread waits on cv_ (guarded by mu_)
+  bool deep_sleep_ = false;  // ... with no timeout: a first request must wake it
+  SteadyTime last_arrival_{};
   std::atomic<std::int64_t> batch_ns_{0};  // moving average of one forward pass
   std::thread thread_;
 };

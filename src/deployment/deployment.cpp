@@ -435,7 +435,7 @@ void Deployment::Impl::submit(std::string_view json, std::function<void(Answer&&
     return;
   }
   // Validated and preprocessed here, on the caller's thread; the batcher runs the model.
-  PreparedBatch prepared;
+  thread_local PreparedBatch prepared;  // its memory is reused by this thread's next request
   const std::string_view records[] = {json};
   const Status prepared_status = model->prepare(records, prepared);
   if (!prepared_status.ok() || prepared.rows != 1) {
@@ -449,7 +449,7 @@ void Deployment::Impl::submit(std::string_view json, std::function<void(Answer&&
   }
   detail::BatchItem item;
   item.model = std::move(model);
-  item.row = std::move(prepared.inputs);
+  item.row.assign(prepared.inputs.begin(), prepared.inputs.end());
   item.complete = std::move(complete);
   item.arrival = arrival;
   if (deadline_after.count() > 0) item.deadline = arrival + deadline_after;
