@@ -247,6 +247,7 @@ struct Deployment::Impl {
     }
     if (!model.ok()) return model.status();
     if (old) EMBER_RETURN_IF_ERROR(same_request_schema(*old, **model));
+    old.reset();
     Prediction p;
     for (std::size_t i = 0; i < options.warmup_records.size(); ++i) {
       const Status s = (*model)->predict(options.warmup_records[i], p);
@@ -263,7 +264,7 @@ struct Deployment::Impl {
     if (previous) swaps.fetch_add(1, std::memory_order_relaxed);
     shared->set(t.version, VersionState::kReady, {});
     if (previous) shared->set(previous_version, VersionState::kDraining, {});
-    previous.reset();  // may destroy it now (on the executor) when no request holds it
+    previous.reset();  // destroyed now (on the executor) unless a request still holds it
     return {};
   }
 
