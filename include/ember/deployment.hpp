@@ -62,6 +62,8 @@ struct RequestOptions {
   /// 0 is served first. Levels are strict; within one, the earliest deadline goes first
   /// (then the earliest arrival).
   std::uint8_t priority = 1;
+  /// The host's id for the request, carried into Prediction::request_id (0: ember's own).
+  std::uint64_t request_id = 0;
 };
 inline constexpr std::uint8_t kPriorityLevels = 3;
 
@@ -135,8 +137,10 @@ struct DeploymentOptions {
   /// Poll the alias this often and reload when it moved (0: only reload() / notify()).
   /// The watch is the one thread a Deployment starts itself.
   std::chrono::milliseconds watch_interval{0};
-  /// JSON records every new version answers before it serves; a record the version
-  /// refuses as invalid is fine, one it cannot answer fails the version.
+  /// JSON records every new version answers before it serves, one by one and, with
+  /// batching, also as batches of each preferred size and of max_batch_rows (the
+  /// records repeated); a record the version refuses as invalid is fine, one it cannot
+  /// answer fails the version.
   std::vector<std::string> warmup_records;
   /// Refuse a version whose files, times this factor, exceed the memory available
   /// alongside the version serving now (MemAvailable on Linux). 0: no check.

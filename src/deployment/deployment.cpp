@@ -248,13 +248,7 @@ struct Deployment::Impl {
     if (!model.ok()) return model.status();
     if (old) EMBER_RETURN_IF_ERROR(same_request_schema(*old, **model));
     old.reset();
-    Prediction p;
-    for (std::size_t i = 0; i < options.warmup_records.size(); ++i) {
-      const Status s = (*model)->predict(options.warmup_records[i], p);
-      if (!s.ok() && s.code() != StatusCode::kInvalidArgument) {
-        return s.with_context("warm-up record " + std::to_string(i + 1));
-      }
-    }
+    EMBER_RETURN_IF_ERROR(warm_up(**model));
     ++loads;
     auto fresh = wrap(std::move(model).value(), t.version);
     auto previous = current.exchange(std::move(fresh));
@@ -265,6 +259,33 @@ struct Deployment::Impl {
     shared->set(t.version, VersionState::kReady, {});
     if (previous) shared->set(previous_version, VersionState::kDraining, {});
     previous.reset();  // destroyed now (on the executor) unless a request still holds it
+    return {};
+  }
+
+  // The warm-up records one by one and, with batching, at the batch sizes the version
+  // will see.
+  Status warm_up(const Model& model) const {
+    const auto& records = options.warmup_records;
+    Prediction p;
+    for (std::size_t i = 0; i < records.size(); ++i) {
+      const Status s = model.predict(records[i], p);
+      if (!s.ok() && s.code() != StatusCode::kInvalidArgument) {
+        return s.with_context("warm-up record " + std::to_string(i + 1));
+      }
+    }
+    if (!options.batching.enabled || records.empty()) return {};
+    std::vector<std::size_t> sizes = options.batching.preferred_batch_rows;
+    sizes.push_back(options.batching.max_batch_rows);
+    BatchPrediction bp;
+    std::vector<std::string_view> batch;
+    for (std::size_t n : sizes) {
+      batch.clear();
+      for (std::size_t i = 0; i < n; ++i) batch.push_back(records[i % records.size()]);
+      const Status s = model.predict_batch(batch, bp);
+      if (!s.ok() && s.code() != StatusCode::kInvalidArgument) {
+        return s.with_context("warm-up batch of " + std::to_string(n) + " rows");
+      }
+    }
     return {};
   }
 
@@ -372,7 +393,9 @@ Status Deployment::predict(std::string_view json, Prediction& prediction, const 
     PredictOptions po;
     const auto deadline = options.deadline.count() > 0 ? options.deadline : impl_->options.batching.default_deadline;
     if (deadline.count() > 0) po.budget = deadline;
-    return impl_->current.load()->predict(json, prediction, po);
+    const Status s = impl_->current.load()->predict(json, prediction, po);
+    if (options.request_id != 0) prediction.request_id = options.request_id;
+    return s;
   }
   // The caller yields its core while it waits, rather than sleeping on a futex: a
   // sleeping thread's wake-up costs more than a small model's forward pass.
@@ -413,11 +436,12 @@ void Deployment::Impl::submit(std::string_view json, std::function<void(Answer&&
   auto model = current.load();
   if (!batcher) {
     // Unbatched: the whole request on the executor.
-    auto task = [model, text = std::string(json), complete, deadline_after, arrival]() mutable {
+    auto task = [model, text = std::string(json), complete, deadline_after, arrival, id = ro.request_id]() mutable {
       Answer a;
       PredictOptions po;
       if (deadline_after.count() > 0) po.budget = deadline_after;
       a.status = model->predict(text, a.prediction, po);
+      if (id != 0) a.prediction.request_id = id;
       a.queue_time = std::chrono::steady_clock::now() - arrival - a.prediction.latency;
       a.batch_rows = 1;
       complete(std::move(a));
@@ -445,6 +469,7 @@ void Deployment::Impl::submit(std::string_view json, std::function<void(Answer&&
     if (!prepared.validation.records.empty()) a.prediction.validation = std::move(prepared.validation.records.front().second);
     a.prediction.model_name = model->name();
     a.prediction.model_version = model->version();
+    a.prediction.request_id = ro.request_id;
     complete(std::move(a));
     return;
   }
@@ -455,7 +480,7 @@ void Deployment::Impl::submit(std::string_view json, std::function<void(Answer&&
   item.arrival = arrival;
   if (deadline_after.count() > 0) item.deadline = arrival + deadline_after;
   item.priority = std::min<std::uint8_t>(ro.priority, kPriorityLevels - 1);
-  item.seq = next_seq.fetch_add(1, std::memory_order_relaxed);
+  item.seq = ro.request_id != 0 ? ro.request_id : next_seq.fetch_add(1, std::memory_order_relaxed);
   const Status queued = batcher->enqueue(item, caller_waits);
   if (!queued.ok()) {
     Answer a;

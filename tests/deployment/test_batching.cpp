@@ -192,6 +192,22 @@ TEST_CASE("batching: strict priority levels, then earliest deadline, then arriva
   CHECK(order == std::vector<std::string>{"high", "normal-soon", "normal-later", "low"});
 }
 
+TEST_CASE("batching: the host's request id is carried, and warm-up runs the batch sizes the version will see") {
+  TempDir t;
+  auto o = batching(8, std::chrono::microseconds(100));
+  o.batching.preferred_batch_rows = {4};
+  o.warmup_records = {kRecord, R"({"a": 2, "b": 0})"};
+  auto d = deploy(t, o);
+  // One by one (2), then batches of 4 and of 8.
+  CHECK(d->current()->counters().requests == 2 + 4 + 8);
+  ember::RequestOptions ro;
+  ro.request_id = 4242;
+  CHECK(d->submit(kRecord, ro).get().prediction.request_id == 4242);
+  ember::Prediction p;
+  REQUIRE(d->predict(kRecord, p, ro).ok());
+  CHECK(p.request_id == 4242);
+}
+
 TEST_CASE("batching: bad options are refused") {
   TempDir t;
   ember_test::write_linear_model(t / "model", 1);
