@@ -61,6 +61,8 @@ struct PredictArgs {
   std::string model;
   std::string registry;
   std::string registry_key_file;
+  std::string metrics_out;
+  std::string metrics_format = "prometheus";
   std::string input;
   std::string output;
   std::string device = "auto";
@@ -346,6 +348,7 @@ int cmd_predict(const PredictArgs& args) {
     if (!rule.ok()) return fail(rule.status().with_context("--inject"));
     options.inject[spec.substr(0, eq)].push_back(*rule);
   }
+  std::shared_ptr<ember::Metrics> metrics = args.metrics_out.empty() ? nullptr : ember::Metrics::create();
   Result<std::unique_ptr<ember::Model>> model = ember::internal_error("not loaded");
   if (!args.registry.empty() && ember::parse_model_ref(args.model).ok() && !std::filesystem::is_directory(args.model)) {
     ember::RegistryOptions registry_options;
@@ -354,11 +357,28 @@ int cmd_predict(const PredictArgs& args) {
     registry_options.encryption_key = *key;
     auto registry = ember::Registry::open(args.registry, registry_options);
     if (!registry.ok()) return fail(registry.status());
+    if (metrics) {
+      auto info = (*registry)->show(args.model);
+      if (!info.ok()) return fail(info.status());
+      options.name = info->name;
+      options.version = std::to_string(info->version);
+      options.observers.push_back(metrics->observer(options.name, options.version));
+    }
     model = (*registry)->load_model(args.model, options);
   } else {
+    if (metrics) {
+      options.name = std::filesystem::absolute(args.model).lexically_normal().filename().string();
+      if (options.name.empty()) options.name = std::filesystem::absolute(args.model).parent_path().filename().string();
+      options.observers.push_back(metrics->observer(options.name, options.version));
+    }
     model = ember::Model::load(args.model, options);
   }
   if (!model.ok()) return fail(model.status());
+  std::shared_ptr<const ember::Model> watched;
+  if (metrics) {
+    watched = std::shared_ptr<const ember::Model>(model->get(), [](const ember::Model*) {});  // owned by `model`
+    metrics->watch(watched);
+  }
   std::ifstream file;
   auto in = open_input(args.input, file);
   if (!in.ok()) return fail(in.status());
@@ -436,6 +456,14 @@ int cmd_predict(const PredictArgs& args) {
   std::fprintf(stderr, "ember predict: %zu records: %zu answered (%s), %zu invalid, %zu failed, %zu flagged, "
                "%zu need review\n", answered + invalid + failed, answered, per_stage.c_str(), invalid, failed,
                flagged, review);
+  if (metrics) {
+    std::ofstream m(args.metrics_out, std::ios::binary | std::ios::trunc);
+    const auto format = args.metrics_format == "openmetrics" ? ember::MetricsFormat::kOpenMetrics
+                                                             : ember::MetricsFormat::kPrometheus;
+    if (!(m << metrics->text(format))) {
+      return fail(ember::invalid_argument("cannot write the metrics to '" + args.metrics_out + "'"));
+    }
+  }
   return invalid == 0 && failed == 0 ? 0 : 1;
 }
 
@@ -676,6 +704,11 @@ int main(int argc, char** argv) {
       ->required();
   predict->add_option("--registry", predict_args.registry, "Registry directory: --model is then NAME/VERSION or NAME@ALIAS")
       ->envname("EMBER_REGISTRY");
+  predict->add_option("--metrics-out", predict_args.metrics_out,
+                      "Write the run's metrics here when it ends (Prometheus text format 0.0.4)");
+  predict->add_option("--metrics-format", predict_args.metrics_format, "Format of --metrics-out")
+      ->check(CLI::IsMember({"prometheus", "openmetrics"}))
+      ->capture_default_str();
   predict->add_option("--registry-key-file", predict_args.registry_key_file, "Key of an encrypted registry")
       ->envname("EMBER_REGISTRY_KEY_FILE");
   predict->add_option("-i,--input", predict_args.input, "JSON lines file ('-' for standard input)")->required();

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "ember/export.hpp"
+#include "ember/metrics.hpp"
 #include "ember/model.hpp"
 #include "ember/registry.hpp"
 #include "ember/status.hpp"
@@ -153,6 +154,9 @@ struct DeploymentOptions {
   /// Off by default. With it, the Deployment starts one batcher thread that gathers
   /// requests and runs the forward passes; callbacks run on it.
   BatchingOptions batching;
+  /// Where each version's requests, stages and breakers, and the batcher's queue time
+  /// and batch sizes, are recorded (labels model, version). Null: not recorded.
+  std::shared_ptr<Metrics> metrics;
 };
 
 /// One served name. predict() is safe from many threads at once, also during reloads.

@@ -10,6 +10,7 @@
 #include "ember/json.hpp"
 #include "ember/linear.hpp"
 #include "ember/log.hpp"
+#include "ember/metrics.hpp"
 #include "ember/model.hpp"
 #include "ember/pipeline.hpp"
 #include "ember/registry.hpp"

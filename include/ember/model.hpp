@@ -156,7 +156,8 @@ struct RequestEvent {
 };
 
 /// Told of every request a Model answers or refuses, on the request's thread, after
-/// the answer is complete. Must be quick and must not block; must be safe to call from
+/// the answer is complete (execute() tells of its rows, with no features or validation:
+/// prepare() tells nobody). Must be quick and must not block; must be safe to call from
 /// many threads at once. What it throws is caught and counted
 /// (ModelCounters::observer_errors); the request's answer stands. With no observer a
 /// request pays nothing for this.

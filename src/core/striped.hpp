@@ -5,6 +5,7 @@
 
 #include <array>
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 
@@ -12,13 +13,53 @@ namespace ember::detail {
 
 inline constexpr std::size_t kStripes = 8;
 
-/// This thread's stripe, in [0, kStripes): dealt round-robin to threads as they first
-/// ask, so that up to kStripes threads never share one (a hash of thread ids collides).
-/// The dealer is one constant-initialised counter: no object is built at start-up.
+/// The stripes live threads hold: bit i set while a thread holds stripe i.
+inline std::atomic<std::uint32_t>& stripe_claims() noexcept {
+  static std::atomic<std::uint32_t> bits{0};  // constant-initialised: no work at start-up
+  return bits;
+}
+
+/// A thread's stripe: the lowest one no live thread holds, given back when the thread
+/// ends, so that up to kStripes live threads never share one however many threads come
+/// and go (dealing round-robin, as before, made a new thread collide with an old one
+/// after kStripes others had started). With more live threads than stripes, the extra
+/// ones are dealt round-robin.
+class StripeClaim {
+ public:
+  StripeClaim() noexcept {
+    auto& bits = stripe_claims();
+    std::uint32_t held = bits.load(std::memory_order_relaxed);
+    for (;;) {
+      const std::uint32_t free = ~held & ((std::uint32_t{1} << kStripes) - 1);
+      if (free == 0) {
+        static std::atomic<std::size_t> dealt{0};
+        stripe_ = dealt.fetch_add(1, std::memory_order_relaxed) % kStripes;
+        return;
+      }
+      const std::uint32_t bit = free & (~free + 1);
+      if (bits.compare_exchange_weak(held, held | bit, std::memory_order_relaxed)) {
+        stripe_ = static_cast<std::size_t>(std::countr_zero(bit));
+        owned_ = true;
+        return;
+      }
+    }
+  }
+  ~StripeClaim() {
+    if (owned_) stripe_claims().fetch_and(~(std::uint32_t{1} << stripe_), std::memory_order_relaxed);
+  }
+  StripeClaim(const StripeClaim&) = delete;
+  StripeClaim& operator=(const StripeClaim&) = delete;
+  [[nodiscard]] std::size_t stripe() const noexcept { return stripe_; }
+
+ private:
+  std::size_t stripe_ = 0;
+  bool owned_ = false;
+};
+
+/// This thread's stripe, in [0, kStripes).
 inline std::size_t thread_stripe() noexcept {
-  static std::atomic<std::size_t> dealt{0};
-  thread_local const std::size_t stripe = dealt.fetch_add(1, std::memory_order_relaxed) % kStripes;
-  return stripe;
+  thread_local const StripeClaim claim;
+  return claim.stripe();
 }
 
 /// A counter bumped on the request path: each thread adds to its own cache line, readers

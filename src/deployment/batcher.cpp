@@ -37,7 +37,8 @@ ServingCounters ServingStats::snapshot() const {
   return c;
 }
 
-Result<std::unique_ptr<Batcher>> Batcher::start(const BatchingOptions& options, ServingStats& stats) {
+Result<std::unique_ptr<Batcher>> Batcher::start(const BatchingOptions& options, ServingStats& stats,
+                                                std::shared_ptr<Metrics> metrics, std::string name) {
   if (options.max_batch_rows == 0) return invalid_argument("batching: max_batch_rows must be at least 1");
   if (options.max_queue_rows == 0) return invalid_argument("batching: max_queue_rows must be at least 1");
   for (std::size_t n : options.preferred_batch_rows) {
@@ -45,7 +46,7 @@ Result<std::unique_ptr<Batcher>> Batcher::start(const BatchingOptions& options, 
       return invalid_argument("batching: preferred batch sizes must be between 1 and max_batch_rows");
     }
   }
-  std::unique_ptr<Batcher> b(new Batcher(options, stats));
+  std::unique_ptr<Batcher> b(new Batcher(options, stats, std::move(metrics), std::move(name)));
   try {
     b->thread_ = std::thread([raw = b.get()] { raw->loop(); });
   } catch (const std::system_error& e) {
@@ -217,6 +218,7 @@ void Batcher::run(std::vector<BatchItem>& items, bool fallback) {
     batch_ns_.store(avg == 0 ? took : (avg * 7 + took) / 8, std::memory_order_relaxed);
     stats_.batches.fetch_add(1, std::memory_order_relaxed);
     stats_.batched_rows.fetch_add(items.size(), std::memory_order_relaxed);
+    if (metrics_) metrics_->record_batch(name_, items.size());
   }
   for (std::size_t r = 0; r < items.size(); ++r) {
     BatchItem& item = items[r];
@@ -225,6 +227,7 @@ void Batcher::run(std::vector<BatchItem>& items, bool fallback) {
     a.batch_rows = items.size();
     const auto queued = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(a.queue_time).count());
     stats_.queue_time_ns.fetch_add(queued, std::memory_order_relaxed);
+    if (metrics_ && !fallback) metrics_->record_queue_time(name_, a.queue_time);
     atomic_max(stats_.max_queue_time_ns, queued);
     Prediction& p = a.prediction;
     p.model_name = model.name();

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -38,7 +39,8 @@ struct ServingStats {
 class Batcher {
  public:
   /// ResourceExhausted when its thread cannot start.
-  static Result<std::unique_ptr<Batcher>> start(const BatchingOptions& options, ServingStats& stats);
+  static Result<std::unique_ptr<Batcher>> start(const BatchingOptions& options, ServingStats& stats,
+                                                std::shared_ptr<Metrics> metrics, std::string name);
   /// Answers what is queued, then stops the thread.
   ~Batcher();
   Batcher(const Batcher&) = delete;
@@ -52,7 +54,8 @@ class Batcher {
   Status enqueue(BatchItem& item, bool caller_runs = false);
 
  private:
-  Batcher(const BatchingOptions& options, ServingStats& stats) : options_(options), stats_(stats) {}
+  Batcher(const BatchingOptions& options, ServingStats& stats, std::shared_ptr<Metrics> metrics, std::string name)
+      : options_(options), stats_(stats), metrics_(std::move(metrics)), name_(std::move(name)) {}
   void loop();
   // Moves the next batch (highest priority first, one model version, at most `take`
   // rows) out of the queue. Hold mu_.
@@ -62,6 +65,8 @@ class Batcher {
 
   BatchingOptions options_;
   ServingStats& stats_;
+  std::shared_ptr<Metrics> metrics_;  // may be null
+  std::string name_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<BatchItem> queue_;

@@ -237,6 +237,7 @@ struct Deployment::Impl {
     ModelOptions mo = options.model;
     if (!executor) return internal_error("no executor");
     mo.version = t.version;
+    if (options.metrics) mo.observers.push_back(options.metrics->observer(shared->name, t.version));
     Result<std::unique_ptr<Model>> model = internal_error("not loaded");
     if (registry) {
       mo.name.clear();
@@ -251,6 +252,7 @@ struct Deployment::Impl {
     EMBER_RETURN_IF_ERROR(warm_up(**model));
     ++loads;
     auto fresh = wrap(std::move(model).value(), t.version);
+    if (options.metrics) options.metrics->watch(fresh);
     auto previous = current.exchange(std::move(fresh));
     const std::string previous_version = current_version;
     current_version = t.version;
@@ -367,7 +369,7 @@ Result<std::unique_ptr<Deployment>> Deployment::start(std::shared_ptr<Impl> impl
   }
   EMBER_RETURN_IF_ERROR(impl->reload(false));
   if (impl->options.batching.enabled) {
-    auto batcher = detail::Batcher::start(impl->options.batching, impl->stats);
+    auto batcher = detail::Batcher::start(impl->options.batching, impl->stats, impl->options.metrics, impl->shared->name);
     if (!batcher.ok()) return batcher.status();
     impl->batcher = std::move(*batcher);
   }
@@ -464,6 +466,14 @@ void Deployment::Impl::submit(std::string_view json, std::function<void(Answer&&
   const std::string_view records[] = {json};
   const Status prepared_status = model->prepare(records, prepared);
   if (!prepared_status.ok() || prepared.rows != 1) {
+    if (options.metrics) {  // refused before any stage: no observer of the model heard of it
+      RequestEvent e;
+      e.model_name = model->name();
+      e.model_version = model->version();
+      e.status = prepared_status.ok() ? invalid_argument("refused") : prepared_status;
+      if (!prepared.validation.records.empty()) e.validation = &prepared.validation.records.front().second;
+      options.metrics->observer(shared->name, model->version())->on_request(e);
+    }
     Answer a;
     a.status = prepared_status.ok() ? invalid_argument("the record was refused") : prepared_status;
     if (!prepared.validation.records.empty()) a.prediction.validation = std::move(prepared.validation.records.front().second);

@@ -531,6 +531,7 @@ Status Model::execute(const Tensor& inputs, BatchPrediction& prediction, const P
     const std::uint64_t id = impl_->requests.add_unique(1);
     Status st = impl_->execute(inputs, prediction, options);
     impl_->stamp(prediction, id, start);
+    if (!impl_->observers.empty()) impl_->notify(impl_->event(prediction, prediction, &inputs, st));
     return st;
   });
 }
