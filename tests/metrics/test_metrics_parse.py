@@ -69,3 +69,29 @@ def test_prometheus_text_format(run):
 def test_openmetrics_strict_parser(run):
     assert run["openmetrics"].endswith("# EOF\n")
     check(samples(om_parser.text_string_to_metric_families(run["openmetrics"])))
+
+
+@pytest.mark.skipif(not os.environ.get("EMBER_METRICS_ENDPOINT"), reason="the example is not built")
+def test_the_example_serves_metrics_that_prometheus_client_reads():
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:  # a free port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    models = os.environ["EMBER_TEST_MODELS"]
+    proc = subprocess.Popen([os.environ["EMBER_METRICS_ENDPOINT"], os.path.join(models, "churn"),
+                             os.path.join(models, "churn", "requests.jsonl"), str(port), "3"], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().startswith(b"serving")
+        time.sleep(0.5)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        values = samples(text_string_to_metric_families(text))
+        assert values[("ember_requests_total", (("model", "churn"), ("version", "1")))] > 0
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
+                                     headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+        om = urllib.request.urlopen(req, timeout=10).read().decode()
+        assert list(om_parser.text_string_to_metric_families(om))
+    finally:
+        proc.wait(timeout=30)
