@@ -3,6 +3,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
+#include <iostream>
 #include <regex>
 #include <string>
 
@@ -86,6 +88,23 @@ ember::Result<std::string> read_registry_key(const std::string& path) {
   while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' ')) key.pop_back();
   if (key.size() != 64) return ember::invalid_argument("key file '" + path + "' must hold 64 hex digits");
   return key;
+}
+
+ember::LogSink stderr_sink(bool verbose) {
+  if (!verbose) return {};
+  return {ember::LogLevel::kInfo, [](ember::LogLevel level, std::string_view message) {
+            std::fprintf(stderr, "ember: %s: %.*s\n", std::string(ember::log_level_name(level)).c_str(),
+                         static_cast<int>(message.size()), message.data());
+          }};
+}
+
+ember::Result<std::istream*> open_input(const std::string& path, std::ifstream& file) {
+  if (path == "-") return &std::cin;
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return ember::not_found("input file '" + path + "' does not exist");
+  file.open(path, std::ios::binary);
+  if (!file) return ember::not_found("cannot open '" + path + "'");
+  return static_cast<std::istream*>(&file);
 }
 
 std::string actor_or_default(const std::string& actor) {

@@ -4,12 +4,15 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <fstream>
 #include <functional>
+#include <istream>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
 #include "ember/bundle.hpp"
+#include "ember/log.hpp"
 #include "ember/status.hpp"
 
 namespace ember_cli {
@@ -30,6 +33,11 @@ ember::Result<std::int64_t> parse_time_us(const std::string& text);
 /// The registry key in `path` (64 hex digits on the first line); empty path: none.
 ember::Result<std::string> read_registry_key(const std::string& path);
 
+/// A log sink printing to stderr when `verbose`, else none.
+ember::LogSink stderr_sink(bool verbose);
+/// `path` opened for reading ("-": standard input); NotFound when it cannot be.
+ember::Result<std::istream*> open_input(const std::string& path, std::ifstream& file);
+
 /// Who is acting: --actor, else $EMBER_ACTOR, else $USER, else "unknown".
 std::string actor_or_default(const std::string& actor);
 
@@ -39,5 +47,7 @@ void add_bundle_commands(CLI::App& app, std::function<int()>& run);
 void add_registry_commands(CLI::App& app, std::function<int()>& run);
 /// Registers "ember serve-bench".
 void add_serve_commands(CLI::App& app, std::function<int()>& run);
+/// Registers "ember predict".
+void add_predict_command(CLI::App& app, std::function<int()>& run);
 
 }  // namespace ember_cli

@@ -232,4 +232,9 @@ std::string tensor_to_json_text(const Tensor& tensor) {
   return out;
 }
 
+nlohmann::ordered_json error_json(const ValidationError& e) {
+  return {{"instance_path", e.instance_path}, {"schema_path", e.schema_path}, {"keyword", e.keyword},
+          {"message", e.message}};
+}
+
 }  // namespace ember::cli

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ember/schema.hpp"
 #include "ember/status.hpp"
 #include "ember/tensor.hpp"
 
@@ -24,5 +25,8 @@ Result<NamedTensors> inputs_from_json(const nlohmann::json& doc, bool& positiona
 /// infinities, which JSON cannot hold, are written as the strings "NaN", "Infinity"
 /// and "-Infinity". Float values are written with the fewest digits that round-trip.
 std::string tensor_to_json_text(const Tensor& tensor);
+
+/// A validation error as JSON: instance_path, schema_path, keyword, message.
+nlohmann::ordered_json error_json(const ValidationError& e);
 
 }  // namespace ember::cli
