@@ -437,20 +437,43 @@ void Deployment::Impl::submit(std::string_view json, std::function<void(Answer&&
   const auto deadline_after = ro.deadline.count() > 0 ? ro.deadline : options.batching.default_deadline;
   auto model = current.load();
   if (!batcher) {
-    // Unbatched: the whole request on the executor.
-    auto task = [model, text = std::string(json), complete, deadline_after, arrival, id = ro.request_id]() mutable {
+    // Unbatched: the whole request on the executor. The deployment waits for these
+    // tasks when it goes, and each lets go of its version before it counts itself done:
+    // the last reference to an executor the deployment owns is never dropped on one of
+    // that executor's threads.
+    auto g = gate;
+    {
+      std::lock_guard<std::mutex> lock(g->mu);
+      if (g->stopping) {
+        Answer a;
+        a.status = Status(StatusCode::kUnavailable, "the deployment is shutting down");
+        complete(std::move(a));
+        return;
+      }
+      ++g->tasks;
+    }
+    const auto done = [g] {
+      std::lock_guard<std::mutex> lock(g->mu);
+      --g->tasks;
+      g->cv.notify_all();
+    };
+    auto task = [model, text = std::string(json), complete, deadline_after, arrival, id = ro.request_id,
+                 done]() mutable {
       Answer a;
       PredictOptions po;
       if (deadline_after.count() > 0) po.budget = deadline_after;
       a.status = model->predict(text, a.prediction, po);
+      model.reset();
       if (id != 0) a.prediction.request_id = id;
       a.queue_time = std::chrono::steady_clock::now() - arrival - a.prediction.latency;
       a.batch_rows = 1;
       complete(std::move(a));
+      done();
     };
+    model.reset();
     bool posted = false;
     try {
-      posted = executor->post(task);
+      posted = executor->post(std::move(task));
     } catch (...) {
       posted = false;
     }
@@ -458,6 +481,7 @@ void Deployment::Impl::submit(std::string_view json, std::function<void(Answer&&
       Answer a;
       a.status = resource_exhausted("the executor refused the request");
       complete(std::move(a));
+      done();
     }
     return;
   }
