@@ -26,7 +26,7 @@ void atomic_max(std::atomic<std::uint64_t>& target, std::uint64_t value) {
 
 ServingCounters ServingStats::snapshot() const {
   ServingCounters c;
-  c.requests = requests.load(std::memory_order_relaxed);
+  c.requests = requests.load();
   c.batches = batches.load(std::memory_order_relaxed);
   c.batched_rows = batched_rows.load(std::memory_order_relaxed);
   c.refused_queue_full = refused_queue_full.load(std::memory_order_relaxed);

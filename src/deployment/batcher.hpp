@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/striped.hpp"
 #include "ember/deployment.hpp"
 
 namespace ember::detail {
@@ -31,7 +32,8 @@ struct BatchItem {
 };
 
 struct ServingStats {
-  std::atomic<std::uint64_t> requests{0}, batches{0}, batched_rows{0}, refused_queue_full{0}, refused_deadline{0},
+  StripedCounter requests;  // every request bumps it: per-thread stripes, no shared cache line
+  std::atomic<std::uint64_t> batches{0}, batched_rows{0}, refused_queue_full{0}, refused_deadline{0},
       timed_out{0}, queue_time_ns{0}, max_queue_time_ns{0};
   ServingCounters snapshot() const;
 };

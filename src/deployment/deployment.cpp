@@ -138,10 +138,33 @@ struct Deployment::Impl {
   // Impl, when they finish: the last reference to the Impl (and so to an executor the
   // deployment owns) is never dropped on an executor thread.
   struct Gate {
-    std::mutex mu;
+    std::mutex mu;  // for waiting only: entering and leaving take no lock
     std::condition_variable cv;
-    int tasks = 0;
-    bool stopping = false;
+    std::atomic<int> tasks{0};
+    std::atomic<bool> stopping{false};
+
+    /// Counts a task in; false (and not counted) once the deployment is going.
+    bool enter() {
+      tasks.fetch_add(1);
+      if (stopping.load()) {
+        leave();
+        return false;
+      }
+      return true;
+    }
+    void leave() {
+      // A task that reads `stopping` as false left before stop_and_wait() read `tasks`.
+      if (tasks.fetch_sub(1) == 1 && stopping.load()) {
+        std::lock_guard<std::mutex> lock(mu);
+        cv.notify_all();
+      }
+    }
+    void stop_and_wait() {
+      std::unique_lock<std::mutex> lock(mu);
+      stopping.store(true);
+      cv.notify_all();  // the watch
+      cv.wait(lock, [&] { return tasks.load() == 0; });
+    }
   };
   std::shared_ptr<Gate> gate = std::make_shared<Gate>();
   std::thread watch;
@@ -235,7 +258,6 @@ struct Deployment::Impl {
       }
     }
     ModelOptions mo = options.model;
-    if (!executor) return internal_error("no executor");
     mo.version = t.version;
     if (options.metrics) mo.observers.push_back(options.metrics->observer(shared->name, t.version));
     Result<std::unique_ptr<Model>> model = internal_error("not loaded");
@@ -294,7 +316,7 @@ struct Deployment::Impl {
   void watch_loop() {
     std::unique_lock<std::mutex> lock(gate->mu);
     while (!gate->stopping) {
-      gate->cv.wait_for(lock, options.watch_interval, [&] { return gate->stopping; });
+      gate->cv.wait_for(lock, options.watch_interval, [&] { return gate->stopping.load(); });
       if (gate->stopping) break;
       lock.unlock();
       (void)reload(true);
@@ -306,13 +328,7 @@ struct Deployment::Impl {
 Deployment::Deployment(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Deployment::~Deployment() {
-  {
-    auto& gate = *impl_->gate;
-    std::unique_lock<std::mutex> lock(gate.mu);
-    gate.stopping = true;
-    gate.cv.notify_all();
-    gate.cv.wait(lock, [&] { return gate.tasks == 0; });
-  }
+  impl_->gate->stop_and_wait();
   if (impl_->watch.joinable()) impl_->watch.join();
   impl_->batcher.reset();  // answers what is queued
   std::lock_guard<std::mutex> guard(impl_->reload_mu);
@@ -384,14 +400,14 @@ Result<std::unique_ptr<Deployment>> Deployment::start(std::shared_ptr<Impl> impl
 }
 
 Status Deployment::predict(std::string_view json, Prediction& prediction, const PredictOptions& options) const {
-  impl_->stats.requests.fetch_add(1, std::memory_order_relaxed);
+  impl_->stats.requests.add();
   const auto model = impl_->current.load();
   return model->predict(json, prediction, options);
 }
 
 Status Deployment::predict(std::string_view json, Prediction& prediction, const RequestOptions& options) const {
   if (!impl_->batcher) {
-    impl_->stats.requests.fetch_add(1, std::memory_order_relaxed);
+    impl_->stats.requests.add();
     PredictOptions po;
     const auto deadline = options.deadline.count() > 0 ? options.deadline : impl_->options.batching.default_deadline;
     if (deadline.count() > 0) po.budget = deadline;
@@ -432,7 +448,7 @@ Status Deployment::predict(std::string_view json, Prediction& prediction, const 
 
 void Deployment::Impl::submit(std::string_view json, std::function<void(Answer&&)> complete, const RequestOptions& ro,
                               bool caller_waits) {
-  stats.requests.fetch_add(1, std::memory_order_relaxed);
+  stats.requests.add();
   const auto arrival = std::chrono::steady_clock::now();
   const auto deadline_after = ro.deadline.count() > 0 ? ro.deadline : options.batching.default_deadline;
   auto model = current.load();
@@ -442,21 +458,13 @@ void Deployment::Impl::submit(std::string_view json, std::function<void(Answer&&
     // the last reference to an executor the deployment owns is never dropped on one of
     // that executor's threads.
     auto g = gate;
-    {
-      std::lock_guard<std::mutex> lock(g->mu);
-      if (g->stopping) {
-        Answer a;
-        a.status = Status(StatusCode::kUnavailable, "the deployment is shutting down");
-        complete(std::move(a));
-        return;
-      }
-      ++g->tasks;
+    if (!g->enter()) {
+      Answer a;
+      a.status = Status(StatusCode::kUnavailable, "the deployment is shutting down");
+      complete(std::move(a));
+      return;
     }
-    const auto done = [g] {
-      std::lock_guard<std::mutex> lock(g->mu);
-      --g->tasks;
-      g->cv.notify_all();
-    };
+    const auto done = [g] { g->leave(); };
     auto task = [model, text = std::string(json), complete, deadline_after, arrival, id = ro.request_id,
                  done]() mutable {
       Answer a;
@@ -570,16 +578,8 @@ Status Deployment::switch_to(std::string ref) { return impl_->switch_to(std::mov
 
 void Deployment::notify() {
   auto gate = impl_->gate;
-  {
-    std::lock_guard<std::mutex> lock(gate->mu);
-    if (gate->stopping) return;
-    ++gate->tasks;
-  }
-  const auto done = [gate] {
-    std::lock_guard<std::mutex> lock(gate->mu);
-    --gate->tasks;
-    gate->cv.notify_all();
-  };
+  if (!gate->enter()) return;
+  const auto done = [gate] { gate->leave(); };
   std::weak_ptr<Impl> weak = impl_;
   bool posted = false;
   try {
