@@ -14,6 +14,8 @@
 #include <thread>
 #include <utility>
 
+#include <nlohmann/json.hpp>
+
 namespace ember {
 
 namespace fs = std::filesystem;
@@ -58,17 +60,10 @@ struct Shared {
       else *entry = status;
     }
     if (registry) {
-      std::string detail = "{}";
-      if (!status.reason.ok()) {
-        std::string escaped;
-        for (char c : status.reason.to_string()) {
-          if (c == '"' || c == '\\') escaped += '\\';
-          if (static_cast<unsigned char>(c) >= 0x20) escaped += c;
-        }
-        detail = "{\"reason\":\"" + escaped + "\"}";
-      }
+      nlohmann::json detail = nlohmann::json::object();
+      if (!status.reason.ok()) detail["reason"] = status.reason.to_string();
       (void)registry->record_event(actor, "deploy_" + std::string(version_state_name(state)), name + "/" + version,
-                                   detail);
+                                   detail.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     }
     if (on_event) {
       try {
