@@ -121,10 +121,8 @@ int cmd_verify(const VerifyArgs& a) {
 }
 
 int cmd_sign(const SignArgs& a) {
-  auto secret = read_small(a.key, "key file");
-  if (!secret.ok()) return fail(secret.status());
-  auto key = ember::signing_key_from_secret(*secret);
-  if (!key.ok()) return fail(key.status().with_context("key file '" + a.key + "'"));
+  auto key = read_signing_key(a.key);
+  if (!key.ok()) return fail(key.status());
   auto sig = ember::sign_bundle(a.dir, *key);
   if (!sig.ok()) return fail(sig.status());
   std::printf("signed with key %s\n", sig->key_id.c_str());

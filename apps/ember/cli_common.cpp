@@ -77,7 +77,7 @@ ember::Result<std::int64_t> parse_time_us(const std::string& text) {
   return us;
 }
 
-ember::Result<std::string> read_registry_key(const std::string& path) {
+ember::Result<std::string> read_key_file(const std::string& path) {
   if (path.empty()) return std::string();
   std::FILE* f = std::fopen(path.c_str(), "r");
   if (f == nullptr) return ember::not_found("key file '" + path + "' cannot be read");
@@ -105,6 +105,14 @@ ember::Result<std::istream*> open_input(const std::string& path, std::ifstream& 
   file.open(path, std::ios::binary);
   if (!file) return ember::not_found("cannot open '" + path + "'");
   return static_cast<std::istream*>(&file);
+}
+
+ember::Result<ember::SigningKey> read_signing_key(const std::string& path) {
+  auto secret = read_key_file(path);
+  if (!secret.ok()) return secret.status();
+  auto key = ember::signing_key_from_secret(*secret);
+  if (!key.ok()) return key.status().with_context("key file '" + path + "'");
+  return key;
 }
 
 std::string actor_or_default(const std::string& actor) {

@@ -30,8 +30,12 @@ std::string format_time_us(std::int64_t us);
 /// seconds; InvalidArgument otherwise.
 ember::Result<std::int64_t> parse_time_us(const std::string& text);
 
-/// The registry key in `path` (64 hex digits on the first line); empty path: none.
-ember::Result<std::string> read_registry_key(const std::string& path);
+/// The 64 hex digits on the first line of a key file (a registry's key, an Ed25519
+/// secret or public key). NotFound when it cannot be read, InvalidArgument when it
+/// holds something else; an empty path gives an empty key.
+ember::Result<std::string> read_key_file(const std::string& path);
+/// The Ed25519 key pair whose secret is in the key file `path`.
+ember::Result<ember::SigningKey> read_signing_key(const std::string& path);
 
 /// A log sink printing to stderr when `verbose`, else none.
 ember::LogSink stderr_sink(bool verbose);

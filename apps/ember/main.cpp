@@ -27,6 +27,7 @@ namespace {
 
 using ember::Result;
 using ember::Status;
+using ember_cli::fail;
 using ember_cli::open_input;
 using ember_cli::stderr_sink;
 using ember::cli::error_json;
@@ -64,11 +65,6 @@ struct InfoArgs {
   std::string model;
   std::string format = "text";
 };
-
-int fail(const Status& status) {
-  std::fprintf(stderr, "ember: error: %s\n", status.to_string().c_str());
-  return 1;
-}
 
 
 Result<std::string> read_text(const std::string& path, std::uint64_t max_bytes) {

@@ -82,7 +82,7 @@ int cmd_predict(const PredictArgs& args) {
   Result<std::unique_ptr<ember::Model>> model = ember::internal_error("not loaded");
   if (!args.registry.empty() && ember::parse_model_ref(args.model).ok() && !std::filesystem::is_directory(args.model)) {
     ember::RegistryOptions registry_options;
-    auto key = ember_cli::read_registry_key(args.registry_key_file);
+    auto key = ember_cli::read_key_file(args.registry_key_file);
     if (!key.ok()) return fail(key.status());
     registry_options.encryption_key = *key;
     auto registry = ember::Registry::open(args.registry, registry_options);

@@ -1,6 +1,5 @@
 // ember registry alias | rollback | history | approve | archive | delete | sign | tag |
 // policy
-#include <fstream>
 #include <memory>
 
 #include <nlohmann/json.hpp>
@@ -203,11 +202,8 @@ void add_registry_alias_commands(CLI::App* reg, std::function<int()>& run) {
     cmd->add_option("--key", *key, "Secret key file (from 'ember bundle keygen')")->required();
     cmd->callback([&run, c, ref, key] {
       run = [c, ref, key] {
-        std::ifstream f(*key);
-        std::string secret;
-        if (!f || !std::getline(f, secret)) return fail(ember::not_found("key file '" + *key + "' cannot be read"));
-        auto k = ember::signing_key_from_secret(secret);
-        if (!k.ok()) return fail(k.status().with_context("key file '" + *key + "'"));
+        auto k = read_signing_key(*key);
+        if (!k.ok()) return fail(k.status());
         auto r = open_registry(*c);
         if (!r.ok()) return fail(r.status());
         auto v = (*r)->show(*ref);
@@ -273,10 +269,9 @@ void add_registry_alias_commands(CLI::App* reg, std::function<int()>& run) {
           if (auto st = (*r)->protect_alias(*unprotect, -1, actor); !st.ok()) return fail(st);
         }
         if (!trust->empty()) {
-          std::ifstream f(*trust);
-          std::string key;
-          if (!f || !std::getline(f, key)) return fail(ember::not_found("key file '" + *trust + "' cannot be read"));
-          if (auto st = (*r)->trust_key(key, actor); !st.ok()) return fail(st.with_context("'" + *trust + "'"));
+          auto key = read_key_file(*trust);
+          if (!key.ok()) return fail(key.status());
+          if (auto st = (*r)->trust_key(*key, actor); !st.ok()) return fail(st.with_context("'" + *trust + "'"));
         }
         auto rules = (*r)->protected_aliases();
         auto keys = (*r)->trusted_keys();

@@ -30,7 +30,7 @@ ember::Result<std::unique_ptr<ember::Registry>> open_registry(const Common& c) {
   }
   ember::RegistryOptions o;
   o.progress = progress_bar("hashing", c.progress);
-  auto key = read_registry_key(c.key_file);
+  auto key = read_key_file(c.key_file);
   if (!key.ok()) return key.status();
   o.encryption_key = *key;
   return ember::Registry::open(c.registry, o);
@@ -106,7 +106,7 @@ void add_registry_commands(CLI::App& app, std::function<int()>& run) {
             if (!(f << k->secret << "\n")) return fail(ember::invalid_argument("cannot write '" + *encrypt + "'"));
             std::fprintf(stderr, "made a new key in %s\n", encrypt->c_str());
           }
-          auto key = read_registry_key(*encrypt);
+          auto key = read_key_file(*encrypt);
           if (!key.ok()) return fail(key.status());
           o.encryption_key = *key;
         }

@@ -72,7 +72,7 @@ int run_bench(const ServeBenchArgs& a) {
   const bool is_ref = !a.registry.empty() && ember::parse_model_ref(a.model).ok() && !std::filesystem::is_directory(a.model);
   if (is_ref) {
     ember::RegistryOptions ro;
-    auto key = read_registry_key(a.key_file);
+    auto key = read_key_file(a.key_file);
     if (!key.ok()) return fail(key.status());
     ro.encryption_key = *key;
     auto r = ember::Registry::open(a.registry, ro);
