@@ -47,10 +47,9 @@ class EMBER_API Metrics {
   /// Stage counters and breaker states are read from `model` when text() renders
   /// (held weakly: a model that is gone drops out).
   void watch(const std::shared_ptr<const Model>& model);
-  /// A batched request of deployment `model`: its time in the queue.
-  void record_queue_time(std::string_view model, std::chrono::nanoseconds queue_time);
-  /// A forward pass of deployment `model` over `rows` rows.
-  void record_batch(std::string_view model, std::size_t rows);
+  /// A forward pass of deployment `model`: one row per request, and the time each
+  /// request waited in the queue for it.
+  void record_batch(std::string_view model, std::span<const std::chrono::nanoseconds> queue_times);
 
   /// Everything, in the format asked for: HELP and TYPE once per family, labels
   /// escaped, histogram buckets ascending with +Inf equal to _count.

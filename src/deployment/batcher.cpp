@@ -218,7 +218,12 @@ void Batcher::run(std::vector<BatchItem>& items, bool fallback) {
     batch_ns_.store(avg == 0 ? took : (avg * 7 + took) / 8, std::memory_order_relaxed);
     stats_.batches.fetch_add(1, std::memory_order_relaxed);
     stats_.batched_rows.fetch_add(items.size(), std::memory_order_relaxed);
-    if (metrics_) metrics_->record_batch(name_, items.size());
+    if (metrics_) {
+      std::vector<std::chrono::nanoseconds> waits;
+      waits.reserve(items.size());
+      for (const auto& i : items) waits.push_back(start - i.arrival);
+      metrics_->record_batch(name_, waits);
+    }
   }
   for (std::size_t r = 0; r < items.size(); ++r) {
     BatchItem& item = items[r];
@@ -227,7 +232,6 @@ void Batcher::run(std::vector<BatchItem>& items, bool fallback) {
     a.batch_rows = items.size();
     const auto queued = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(a.queue_time).count());
     stats_.queue_time_ns.fetch_add(queued, std::memory_order_relaxed);
-    if (metrics_ && !fallback) metrics_->record_queue_time(name_, a.queue_time);
     atomic_max(stats_.max_queue_time_ns, queued);
     Prediction& p = a.prediction;
     p.model_name = model.name();

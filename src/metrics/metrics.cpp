@@ -249,12 +249,10 @@ void Metrics::watch(const std::shared_ptr<const Model>& model) {
   impl_->watched.push_back(model);
 }
 
-void Metrics::record_queue_time(std::string_view model, std::chrono::nanoseconds queue_time) {
-  impl_->deployment(model).queue_time.observe(std::chrono::duration<double>(queue_time).count());
-}
-
-void Metrics::record_batch(std::string_view model, std::size_t rows) {
-  impl_->deployment(model).batch_rows.observe(static_cast<double>(rows));
+void Metrics::record_batch(std::string_view model, std::span<const std::chrono::nanoseconds> queue_times) {
+  DeploymentSeries& d = impl_->deployment(model);  // one look-up (under the map's lock) per batch
+  d.batch_rows.observe(static_cast<double>(queue_times.size()));
+  for (const auto q : queue_times) d.queue_time.observe(std::chrono::duration<double>(q).count());
 }
 
 std::string Metrics::text(MetricsFormat format) const {
