@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 
 #include "ember/bundle.hpp"
+#include "ember/drift.hpp"
 #include "ember/log.hpp"
 #include "ember/status.hpp"
 
@@ -51,6 +52,19 @@ void add_bundle_commands(CLI::App& app, std::function<int()>& run);
 void add_registry_commands(CLI::App& app, std::function<int()>& run);
 /// Registers "ember serve-bench".
 void add_serve_commands(CLI::App& app, std::function<int()>& run);
+/// Registers "ember reference" and "ember drift".
+void add_drift_commands(CLI::App& app, std::function<int()>& run);
+
+/// What drift and report commands compare: reference statistics (from reference data,
+/// or a bundle's reference.json) and the current data, read through the schema (given,
+/// or the bundle's).
+struct DriftInputs {
+  ember::ReferenceStats reference;
+  ember::Table current;
+};
+ember::Result<DriftInputs> load_drift_inputs(const std::string& schema, const std::string& bundle,
+                                             const std::string& reference, const std::string& current);
+
 /// Registers "ember predict".
 void add_predict_command(CLI::App& app, std::function<int()>& run);
 

@@ -4,6 +4,7 @@
 
 #include "ember/bundle.hpp"
 #include "ember/deployment.hpp"
+#include "ember/drift.hpp"
 #include "ember/executor.hpp"
 #include "ember/export.hpp"
 #include "ember/fallback.hpp"

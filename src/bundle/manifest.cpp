@@ -6,6 +6,7 @@
 
 #include "bundle/crypto.hpp"
 #include "bundle/manifest_internal.hpp"
+#include "core/files.hpp"
 #include "ember/bundle.hpp"
 
 namespace ember {
@@ -21,27 +22,6 @@ const std::set<std::string, std::less<>> kRoles = {"schema",   "pipeline",  "mod
 
 Status field_error(std::string_view field, std::string_view what) {
   return invalid_argument("manifest.json: '" + std::string(field) + "' " + std::string(what));
-}
-
-// Nesting depth outside strings: deeper documents are refused before they are parsed
-// (writing them out again would recurse that deep).
-bool too_deep(std::string_view text) {
-  int depth = 0;
-  bool in_string = false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      if (++depth > kMaxDepth) return true;
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  return false;
 }
 
 Result<std::string> get_string(const json& obj, std::string_view key, std::string_view field, bool required,
@@ -244,7 +224,7 @@ Status check_bundle_path(std::string_view path, std::string_view field) {
 }
 
 Result<std::string> with_signatures(std::string_view manifest_text, const std::vector<BundleSignature>& signatures) {
-  if (too_deep(manifest_text)) return invalid_argument("manifest.json nests too deep");
+  if (detail::json_too_deep(manifest_text, kMaxDepth)) return invalid_argument("manifest.json nests too deep");
   json root = json::parse(manifest_text, nullptr, false);
   if (root.is_discarded() || !root.is_object()) return invalid_argument("manifest.json is not a JSON object");
   json sigs = json::array();
@@ -279,7 +259,7 @@ Result<Manifest> parse_manifest(std::string_view text, const BundleLimits& limit
     return invalid_argument("manifest.json is " + std::to_string(text.size()) + " bytes, more than the limit of " +
                             std::to_string(limits.max_manifest_bytes));
   }
-  if (too_deep(text)) return invalid_argument("manifest.json nests deeper than " + std::to_string(kMaxDepth) + " levels");
+  if (detail::json_too_deep(text, kMaxDepth)) return invalid_argument("manifest.json nests deeper than " + std::to_string(kMaxDepth) + " levels");
   json root = json::parse(text, nullptr, false);
   if (root.is_discarded()) return invalid_argument("manifest.json is not valid JSON");
   if (!root.is_object()) return invalid_argument("manifest.json must hold a JSON object");

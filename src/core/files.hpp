@@ -23,4 +23,8 @@ Result<std::string> read_text_file(const std::filesystem::path& path, std::strin
 Result<std::filesystem::path> confined_path(const std::filesystem::path& dir, std::string_view relative,
                                             std::string_view what);
 
+/// True when JSON text nests arrays and objects deeper than `max_depth` (strings are
+/// skipped): such documents are refused before a recursive parser or printer sees them.
+bool json_too_deep(std::string_view text, int max_depth);
+
 }  // namespace ember::detail

@@ -1,0 +1,236 @@
+// Reading the schema's features from CSV or JSON lines into columns, without
+// validation: drift is measured on the data as it arrives.
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "core/files.hpp"
+#include "ember/drift.hpp"
+
+namespace ember {
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// Lines of a file, each at most `max_line` bytes (longer ones are an error, not a
+// reason to buffer gigabytes).
+class LineReader {
+ public:
+  LineReader(std::FILE* f, std::size_t max_line) : f_(f), max_line_(max_line) {}
+  // 1: a line in `line`; 0: end of file; -1: a line longer than the limit.
+  int next(std::string& line) {
+    line.clear();
+    bool any = false;
+    for (;;) {
+      if (pos_ == end_) {
+        end_ = std::fread(buf_, 1, sizeof buf_, f_);
+        pos_ = 0;
+        if (end_ == 0) return any ? 1 : 0;
+      }
+      any = true;
+      const char* start = buf_ + pos_;
+      const auto* nl = static_cast<const char*>(std::memchr(start, '\n', end_ - pos_));
+      const std::size_t take = nl ? static_cast<std::size_t>(nl - start) : end_ - pos_;
+      if (line.size() + take > max_line_) return -1;
+      line.append(start, take);
+      pos_ += take;
+      if (nl) {
+        ++pos_;
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        return 1;
+      }
+    }
+  }
+
+ private:
+  std::FILE* f_;
+  std::size_t max_line_;
+  char buf_[1 << 16];
+  std::size_t pos_ = 0, end_ = 0;
+};
+
+// RFC 4180 fields of one line; false for an unterminated quote.
+bool split_csv_line(const std::string& line, char sep, std::vector<std::string>& fields) {
+  fields.clear();
+  std::string field;
+  bool quoted = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        field += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        field += c;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == sep) {
+      fields.push_back(std::move(field));
+      field.clear();
+    } else {
+      field += c;
+    }
+  }
+  fields.push_back(std::move(field));
+  return !quoted;
+}
+
+double parse_number(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  if (text.empty()) return kNaN;
+  if (text == "true" || text == "True") return 1;
+  if (text == "false" || text == "False") return 0;
+  double v = 0;
+  const auto r = std::from_chars(text.data(), text.data() + text.size(), v);
+  return r.ec == std::errc() && r.ptr == text.data() + text.size() ? v : kNaN;
+}
+
+std::optional<std::string> label_of_text(std::string_view text, bool boolean) {
+  if (text.empty()) return std::nullopt;
+  if (boolean) {
+    if (text == "true" || text == "True" || text == "TRUE" || text == "1") return std::string("true");
+    if (text == "false" || text == "False" || text == "FALSE" || text == "0") return std::string("false");
+  }
+  return std::string(text);
+}
+
+struct Target {
+  std::size_t column;
+  bool boolean;
+  std::vector<std::string> tokens;  // JSON Pointer, unescaped
+};
+
+std::vector<std::string> pointer_tokens(const std::string& pointer) {
+  std::vector<std::string> out;
+  std::size_t i = 1;
+  while (i <= pointer.size() && !pointer.empty()) {
+    const std::size_t j = pointer.find('/', i);
+    std::string tok = pointer.substr(i, j == std::string::npos ? std::string::npos : j - i);
+    std::string un;
+    for (std::size_t k = 0; k < tok.size(); ++k) {
+      if (tok[k] == '~' && k + 1 < tok.size()) {
+        un += tok[k + 1] == '1' ? '/' : '~';
+        ++k;
+      } else {
+        un += tok[k];
+      }
+    }
+    out.push_back(std::move(un));
+    if (j == std::string::npos) break;
+    i = j + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<Table> read_table(const std::filesystem::path& path, const Schema& schema, const TableLimits& limits) {
+  Table table;
+  std::vector<Target> targets;
+  for (const auto& f : schema.features()) {
+    const auto kind = column_kind(f.kind);
+    if (!kind) continue;
+    targets.push_back({table.columns.size(), f.kind == FeatureKind::kBoolean, pointer_tokens(f.pointer)});
+    table.columns.push_back(Column{f.name, *kind, {}, {}});
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return not_found("cannot read '" + path.string() + "': no such file");
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) return not_found("cannot read '" + path.string() + "': " + ec.message());
+  if (size > limits.max_bytes) {
+    return invalid_argument("'" + path.string() + "' is larger than " + std::to_string(limits.max_bytes) + " bytes");
+  }
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!file) return not_found("cannot read '" + path.string() + "': " + std::strerror(errno));
+  const auto ext = path.extension().string();
+  const bool csv = ext == ".csv" || ext == ".tsv";
+  const char sep = ext == ".tsv" ? '\t' : ',';
+  LineReader reader(file.get(), limits.max_line_bytes);
+  std::string line;
+  std::vector<std::string> fields;
+  std::vector<std::size_t> csv_index;  // target -> field
+  std::size_t line_no = 0;
+  const auto where = [&] { return path.filename().string() + ":" + std::to_string(line_no) + ": "; };
+  for (;;) {
+    const int got = reader.next(line);
+    if (got == 0) break;
+    ++line_no;
+    if (got < 0) return invalid_argument(where() + "line longer than " + std::to_string(limits.max_line_bytes) + " bytes");
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    if (csv) {
+      if (!split_csv_line(line, sep, fields)) return invalid_argument(where() + "unterminated quote");
+      if (csv_index.empty() && !targets.empty()) {
+        for (const auto& t : targets) {
+          const auto& name = table.columns[t.column].name;
+          std::size_t at = fields.size();
+          for (std::size_t i = 0; i < fields.size(); ++i) {
+            if (fields[i] == name) at = i;
+          }
+          if (at == fields.size()) return invalid_argument(where() + "the header has no column '" + name + "'");
+          csv_index.push_back(at);
+        }
+        continue;
+      }
+      if (table.rows == limits.max_rows) return invalid_argument(where() + "more than " + std::to_string(limits.max_rows) + " rows");
+      for (std::size_t k = 0; k < targets.size(); ++k) {
+        const auto& t = targets[k];
+        Column& c = table.columns[t.column];
+        const std::string_view text = csv_index[k] < fields.size() ? std::string_view(fields[csv_index[k]]) : std::string_view();
+        if (c.kind == ColumnKind::kNumerical) c.numbers.push_back(parse_number(text));
+        else c.labels.push_back(label_of_text(text, t.boolean));
+      }
+      ++table.rows;
+      continue;
+    }
+    if (detail::json_too_deep(line, 64)) return invalid_argument(where() + "JSON nests deeper than 64 levels");
+    const auto doc = nlohmann::json::parse(line, nullptr, false);
+    if (doc.is_discarded()) return invalid_argument(where() + "not valid JSON");
+    if (!doc.is_object()) return invalid_argument(where() + "not a JSON object");
+    if (table.rows == limits.max_rows) return invalid_argument(where() + "more than " + std::to_string(limits.max_rows) + " rows");
+    for (const auto& t : targets) {
+      const nlohmann::json* v = &doc;
+      for (const auto& tok : t.tokens) {
+        if (!v->is_object()) {
+          v = nullptr;
+          break;
+        }
+        const auto it = v->find(tok);
+        if (it == v->end()) {
+          v = nullptr;
+          break;
+        }
+        v = &*it;
+      }
+      Column& c = table.columns[t.column];
+      if (c.kind == ColumnKind::kNumerical) {
+        double x = kNaN;
+        if (v && v->is_number()) x = v->get<double>();
+        else if (v && v->is_boolean()) x = v->get<bool>() ? 1 : 0;
+        else if (v && v->is_string()) x = parse_number(v->get_ref<const std::string&>());
+        c.numbers.push_back(x);
+      } else {
+        std::optional<std::string> label;
+        if (v && v->is_string()) label = label_of_text(v->get_ref<const std::string&>(), t.boolean);
+        else if (v && v->is_boolean()) label = v->get<bool>() ? "true" : "false";
+        else if (v && v->is_number()) label = label_of_text(v->dump(), t.boolean);
+        c.labels.push_back(std::move(label));
+      }
+    }
+    ++table.rows;
+  }
+  if (std::ferror(file.get())) return data_loss("reading '" + path.string() + "' failed");
+  return table;
+}
+
+}  // namespace ember
