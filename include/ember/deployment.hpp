@@ -22,6 +22,7 @@
 #include "ember/export.hpp"
 #include "ember/metrics.hpp"
 #include "ember/model.hpp"
+#include "ember/monitor.hpp"
 #include "ember/registry.hpp"
 #include "ember/status.hpp"
 #include "ember/threads.hpp"
@@ -157,6 +158,10 @@ struct DeploymentOptions {
   /// Where each version's requests, stages and breakers, and the batcher's queue time
   /// and batch sizes, are recorded (labels model, version). Null: not recorded.
   std::shared_ptr<Metrics> metrics;
+  /// Watches every version's requests: drift windows, outcomes, prediction log, alerts
+  /// (see monitor.hpp). Null: none. With batching, the batched forward passes tell the
+  /// monitor of their outputs, latency and stage, not of the features.
+  std::shared_ptr<Monitor> monitor;
 };
 
 /// One served name. predict() is safe from many threads at once, also during reloads.

@@ -13,6 +13,7 @@
 #include "ember/log.hpp"
 #include "ember/metrics.hpp"
 #include "ember/model.hpp"
+#include "ember/monitor.hpp"
 #include "ember/pipeline.hpp"
 #include "ember/registry.hpp"
 #include "ember/resilience.hpp"

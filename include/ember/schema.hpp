@@ -50,6 +50,8 @@ struct FeatureSpec {
   std::optional<double> training_min;    ///< from "x-ember-training-range"
   std::optional<double> training_max;
   FieldPolicy policy = FieldPolicy::kReject;
+  /// "x-ember-personal": true: personal data, redacted from prediction logs.
+  bool personal = false;
 };
 
 /// Options for compiling a schema. Defaults are written here.

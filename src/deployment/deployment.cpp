@@ -255,6 +255,7 @@ struct Deployment::Impl {
     ModelOptions mo = options.model;
     mo.version = t.version;
     if (options.metrics) mo.observers.push_back(options.metrics->observer(shared->name, t.version));
+    if (options.monitor) mo.observers.push_back(options.monitor);
     Result<std::unique_ptr<Model>> model = internal_error("not loaded");
     if (registry) {
       mo.name.clear();
@@ -493,13 +494,14 @@ void Deployment::Impl::submit(std::string_view json, std::function<void(Answer&&
   const std::string_view records[] = {json};
   const Status prepared_status = model->prepare(records, prepared);
   if (!prepared_status.ok() || prepared.rows != 1) {
-    if (options.metrics) {  // refused before any stage: no observer of the model heard of it
+    if (options.metrics || options.monitor) {  // refused before any stage: no observer of the model heard of it
       RequestEvent e;
       e.model_name = model->name();
       e.model_version = model->version();
       e.status = prepared_status.ok() ? invalid_argument("refused") : prepared_status;
       if (!prepared.validation.records.empty()) e.validation = &prepared.validation.records.front().second;
-      options.metrics->observer(shared->name, model->version())->on_request(e);
+      if (options.metrics) options.metrics->observer(shared->name, model->version())->on_request(e);
+      if (options.monitor) options.monitor->on_request(e);
     }
     Answer a;
     a.status = prepared_status.ok() ? invalid_argument("the record was refused") : prepared_status;

@@ -368,6 +368,11 @@ class Compiler {
       }
       return {};
     }
+    if (key == "x-ember-personal") {
+      if (!v.is_boolean()) return bad(path, "x-ember-personal must be true or false");
+      node.personal = v.get<bool>();
+      return {};
+    }
     // Annotations: kept in the document, not validated.
     if (key == "title" || key == "description" || key == "default" || key == "examples" || key == "$comment") {
       return {};
@@ -466,6 +471,7 @@ Status discover(SchemaImpl& impl, const Node* object, const std::string& name_pr
     }
     spec.training_min = prop.node->train_min ? prop.node->train_min : eff->train_min;
     spec.training_max = prop.node->train_max ? prop.node->train_max : eff->train_max;
+    spec.personal = prop.node->personal || eff->personal;
     plan.fields[i].feature = static_cast<std::int64_t>(impl.features.size());
     impl.features.push_back(std::move(spec));
     impl.feature_nodes.push_back(prop.node);

@@ -87,6 +87,7 @@ struct Node {
   const Node* ref = nullptr;
 
   std::optional<double> train_min, train_max;
+  bool personal = false;  // x-ember-personal: redacted from prediction logs
 
   // Shortcuts found after compiling (see finish_nodes): they change speed, not meaning.
   const Node* alias = nullptr;        // a node that is only a $ref: the schema it stands for
