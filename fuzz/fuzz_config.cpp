@@ -5,12 +5,15 @@
 //   2: parse_fault_rule
 //   3: parse_manifest (then written out and parsed again: it must still parse)
 //   4: parse_model_ref
+//   5: parse_reference (then written out and parsed again, and compared with a small
+//      table of current data)
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 #include <vector>
 
 #include "ember/bundle.hpp"
+#include "ember/drift.hpp"
 #include "ember/fallback.hpp"
 #include "ember/linear.hpp"
 #include "ember/pipeline.hpp"
@@ -19,7 +22,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
   const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
-  switch (data[0] % 5) {
+  switch (data[0] % 6) {
     case 0: {
       auto model = ember::LinearModel::parse(text);
       if (!model.ok() || model->input_width() > 4096) break;
@@ -50,7 +53,25 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (!ember::parse_manifest(ember::manifest_to_json(*manifest)).ok()) __builtin_trap();
       break;
     }
-    default: (void)ember::parse_model_ref(text); break;
+    case 4: (void)ember::parse_model_ref(text); break;
+    default: {
+      auto stats = ember::parse_reference(text);
+      if (!stats.ok()) break;
+      if (!ember::parse_reference(ember::reference_to_json(*stats)).ok()) __builtin_trap();
+      ember::Table current;
+      current.rows = 5;
+      for (const auto* list : {&stats->features, &stats->outputs}) {
+        for (const auto& c : *list) {
+          if (c.kind == ember::ColumnKind::kNumerical) {
+            current.columns.push_back({c.name, c.kind, {0.0, 1.0, -2.5, 1e300, __builtin_nan("")}, {}});
+          } else {
+            current.columns.push_back({c.name, c.kind, {}, {"a", "b", std::nullopt, "a", "zz"}});
+          }
+        }
+      }
+      (void)ember::compare(*stats, current);
+      break;
+    }
   }
   return 0;
 }

@@ -65,6 +65,9 @@ struct DriftInputs {
 ember::Result<DriftInputs> load_drift_inputs(const std::string& schema, const std::string& bundle,
                                              const std::string& reference, const std::string& current);
 
+/// Registers "ember report".
+void add_report_command(CLI::App& app, std::function<int()>& run);
+
 /// Registers "ember predict".
 void add_predict_command(CLI::App& app, std::function<int()>& run);
 

@@ -137,8 +137,15 @@ Result<DriftInputs> load_drift_inputs(const std::string& schema_path, const std:
   DriftInputs in;
   std::string schema_file = schema_path;
   if (schema_file.empty() && !bundle.empty()) schema_file = (std::filesystem::path(bundle) / "schema.json").string();
-  if (schema_file.empty()) return ember::invalid_argument("give --schema (or --bundle)");
-  auto schema = ember::Schema::load(schema_file);
+  Result<ember::Schema> schema = ember::internal_error("no schema");
+  if (!schema_file.empty()) {
+    schema = ember::Schema::load(schema_file);
+  } else {
+    // No schema: the columns and their kinds come from the data itself.
+    if (reference.empty()) return ember::invalid_argument("give --reference (or --bundle)");
+    const std::filesystem::path files[] = {reference, current};
+    schema = ember::infer_schema(files);
+  }
   if (!schema.ok()) return schema.status();
   if (!bundle.empty()) {
     if (!reference.empty()) return ember::invalid_argument("give --reference or --bundle, not both");
@@ -217,7 +224,8 @@ void add_drift_commands(CLI::App& app, std::function<int()>& run) {
       "Exit status 0 whether or not the data drifted; 1 for unreadable input; 2 for bad usage.\n"
       "  ember drift --schema schema.json --reference train.csv --current today.jsonl --json\n"
       "  ember drift --bundle bundles/churn --current today.jsonl --json");
-  drift->add_option("--schema", drift_args->schema, "The request schema (default: the bundle's)");
+  drift->add_option("--schema", drift_args->schema,
+                    "The request schema (default: the bundle's, or columns and kinds read from the data)");
   drift->add_option("--bundle", drift_args->bundle, "Take the reference statistics (and schema) from this bundle");
   drift->add_option("--reference", drift_args->reference, "Reference data: .csv or .jsonl");
   drift->add_option("--current", drift_args->current, "Current data: .csv or .jsonl")->required();
@@ -228,8 +236,8 @@ void add_drift_commands(CLI::App& app, std::function<int()>& run) {
       ->check(CLI::Range(0.0, 1.0));
   drift->callback([&run, drift_args] {
     run = [drift_args] {
-      if (drift_args->bundle.empty() && (drift_args->schema.empty() || drift_args->reference.empty())) {
-        std::fprintf(stderr, "ember: usage error: give --schema and --reference, or --bundle\n");
+      if (drift_args->bundle.empty() == drift_args->reference.empty()) {
+        std::fprintf(stderr, "ember: usage error: give --reference or --bundle (one of them)\n");
         return 2;
       }
       return cmd_drift(*drift_args);

@@ -516,6 +516,7 @@ int main(int argc, char** argv) {
   ember_cli::add_serve_commands(app, command);
   ember_cli::add_predict_command(app, command);
   ember_cli::add_drift_commands(app, command);
+  ember_cli::add_report_command(app, command);
 
   try {
     app.parse(argc, argv);

@@ -73,6 +73,15 @@ struct TableLimits {
 /// header that lacks a feature, or a file beyond `limits`.
 EMBER_API Result<Table> read_table(const std::filesystem::path& path, const Schema& schema, const TableLimits& limits = {});
 
+/// A schema for table files that come without one: the columns of a CSV header, or the
+/// top-level keys of JSON lines (those with scalar values), in first-seen order. A
+/// column whose every non-empty value is a number (a JSON number) is a number, one of
+/// JSON booleans a boolean, any other a category of the values seen (a column with
+/// more than `max_categories` distinct values is left out). Every file is scanned.
+/// Errors as read_table; InvalidArgument when no column is left.
+EMBER_API Result<Schema> infer_schema(std::span<const std::filesystem::path> paths, const TableLimits& limits = {},
+                                      std::size_t max_categories = 10000);
+
 /// Statistics of one column of the reference data.
 struct ColumnReference {
   std::string name;

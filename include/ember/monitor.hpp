@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -143,6 +144,11 @@ struct OutcomeStats {
   std::optional<double> accuracy, auc;  ///< when every outcome kept is 0 or 1
   double mae = 0;
 };
+
+/// Accuracy and AUC (when every outcome is 0 or 1; AUC needs both) and MAE of
+/// (prediction, outcome) pairs: what Monitor::outcomes() reports.
+EMBER_API OutcomeStats outcome_stats(std::string version, std::span<const std::pair<double, double>> pairs,
+                                     double positive_threshold = 0.5);
 
 struct MonitorCounters {
   std::uint64_t requests = 0;

@@ -6,7 +6,9 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <memory>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -231,6 +233,109 @@ Result<Table> read_table(const std::filesystem::path& path, const Schema& schema
   }
   if (std::ferror(file.get())) return data_loss("reading '" + path.string() + "' failed");
   return table;
+}
+
+namespace {
+
+// What one column has held so far, for infer_schema.
+struct Seen {
+  std::string name;
+  bool numbers = true, booleans = true, any = false;
+  std::set<std::string> labels;
+  bool too_many = false;
+};
+
+void see(Seen& c, std::string_view text, bool is_number, bool is_bool, std::size_t max_categories) {
+  if (text.empty()) return;
+  c.any = true;
+  c.numbers = c.numbers && is_number;
+  c.booleans = c.booleans && is_bool;
+  if (!c.too_many) {
+    c.labels.emplace(text);
+    if (c.labels.size() > max_categories) {
+      c.too_many = true;
+      c.labels.clear();
+    }
+  }
+}
+
+}  // namespace
+
+Result<Schema> infer_schema(std::span<const std::filesystem::path> paths, const TableLimits& limits,
+                            std::size_t max_categories) {
+  std::vector<Seen> cols;
+  std::map<std::string, std::size_t, std::less<>> index;
+  const auto column = [&](const std::string& name) -> Seen& {
+    auto [it, fresh] = index.emplace(name, cols.size());
+    if (fresh) {
+      cols.emplace_back();
+      cols.back().name = name;
+    }
+    return cols[it->second];
+  };
+  for (const auto& path : paths) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) return not_found("cannot read '" + path.string() + "': no such file");
+    const auto size = std::filesystem::file_size(path, ec);
+    if (!ec && size > limits.max_bytes) {
+      return invalid_argument("'" + path.string() + "' is larger than " + std::to_string(limits.max_bytes) + " bytes");
+    }
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+    if (!file) return not_found("cannot read '" + path.string() + "': " + std::strerror(errno));
+    const auto ext = path.extension().string();
+    const bool csv = ext == ".csv" || ext == ".tsv";
+    LineReader reader(file.get(), limits.max_line_bytes);
+    std::string line;
+    std::vector<std::string> fields, header;
+    std::size_t line_no = 0;
+    const auto where = [&] { return path.filename().string() + ":" + std::to_string(line_no) + ": "; };
+    for (;;) {
+      const int got = reader.next(line);
+      if (got == 0) break;
+      ++line_no;
+      if (got < 0) return invalid_argument(where() + "line longer than " + std::to_string(limits.max_line_bytes) + " bytes");
+      if (line.find_first_not_of(" \t") == std::string::npos) continue;
+      if (csv) {
+        if (!split_csv_line(line, ext == ".tsv" ? '\t' : ',', fields)) return invalid_argument(where() + "unterminated quote");
+        if (header.empty()) {
+          header = fields;
+          for (const auto& h : header) column(h);
+          continue;
+        }
+        for (std::size_t i = 0; i < header.size() && i < fields.size(); ++i) {
+          see(column(header[i]), fields[i], !std::isnan(parse_number(fields[i])), false, max_categories);
+        }
+        continue;
+      }
+      if (detail::json_too_deep(line, 64)) return invalid_argument(where() + "JSON nests deeper than 64 levels");
+      const auto doc = nlohmann::json::parse(line, nullptr, false);
+      if (doc.is_discarded()) return invalid_argument(where() + "not valid JSON");
+      if (!doc.is_object()) return invalid_argument(where() + "not a JSON object");
+      for (const auto& item : doc.items()) {
+        const auto& v = item.value();
+        if (v.is_null() || v.is_object() || v.is_array()) {
+          if (!v.is_null()) column(item.key()).too_many = true;  // not a scalar column
+          continue;
+        }
+        const std::string text = v.is_string() ? v.get<std::string>() : v.dump();
+        see(column(item.key()), text, v.is_number(), v.is_boolean(), max_categories);
+      }
+    }
+  }
+  nlohmann::ordered_json props = nlohmann::ordered_json::object();
+  for (const auto& c : cols) {
+    if (!c.any) continue;
+    if (c.numbers && !c.booleans) {
+      props[c.name] = {{"type", "number"}};
+    } else if (c.booleans) {
+      props[c.name] = {{"type", "boolean"}};
+    } else if (!c.too_many) {
+      props[c.name] = {{"type", "string"}, {"enum", c.labels}};
+    }
+  }
+  if (props.empty()) return invalid_argument("no column with values to compare in the data");
+  const nlohmann::ordered_json schema = {{"type", "object"}, {"properties", props}};
+  return Schema::compile(schema.dump());
 }
 
 }  // namespace ember

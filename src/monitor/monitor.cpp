@@ -494,46 +494,9 @@ std::vector<OutcomeStats> MonitorImpl::outcome_stats() const {
   std::vector<OutcomeStats> out;
   std::lock_guard lock(outcome_mu);
   for (const auto& [version, vo] : outcome_by_version) {
-    OutcomeStats s;
-    s.version = version;
-    s.joined = vo.joined;
-    s.window = vo.kept.size();
-    if (vo.kept.empty()) {
-      out.push_back(std::move(s));
-      continue;
-    }
-    bool binary = true;
-    double abs_err = 0, correct = 0;
-    for (const auto& [p, y] : vo.kept) {
-      abs_err += std::fabs(p - y);
-      binary = binary && (y == 0 || y == 1);
-      correct += ((p >= opt.outcomes.positive_threshold) == (y == 1)) ? 1 : 0;
-    }
-    const double n = static_cast<double>(vo.kept.size());
-    s.mae = abs_err / n;
-    if (binary) {
-      s.accuracy = correct / n;
-      // AUC: the Mann-Whitney U statistic over the kept pairs, ties counted half.
-      std::vector<std::pair<double, double>> sorted(vo.kept.begin(), vo.kept.end());
-      std::sort(sorted.begin(), sorted.end());
-      double pos = 0, neg = 0, rank_sum = 0;
-      for (std::size_t i = 0; i < sorted.size();) {
-        std::size_t j = i;
-        while (j < sorted.size() && sorted[j].first == sorted[i].first) ++j;
-        const double avg_rank = (static_cast<double>(i) + static_cast<double>(j) + 1) / 2;
-        for (std::size_t k = i; k < j; ++k) {
-          if (sorted[k].second == 1) {
-            rank_sum += avg_rank;
-            ++pos;
-          } else {
-            ++neg;
-          }
-        }
-        i = j;
-      }
-      if (pos > 0 && neg > 0) s.auc = (rank_sum - pos * (pos + 1) / 2) / (pos * neg);
-    }
-    out.push_back(std::move(s));
+    const std::vector<std::pair<double, double>> pairs(vo.kept.begin(), vo.kept.end());
+    out.push_back(ember::outcome_stats(version, pairs, opt.outcomes.positive_threshold));
+    out.back().joined = vo.joined;
   }
   return out;
 }

@@ -63,10 +63,21 @@ std::string histogram_svg(const ColumnDrift& c) {
   }
   svg += "<line x1=\"" + fmt(pad, "%.0f") + "\" y1=\"" + fmt(ht + 4, "%.0f") + "\" x2=\"" + fmt(w - pad, "%.0f") + "\" y2=\"" +
          fmt(ht + 4, "%.0f") + "\" stroke=\"#888\"/>";
-  const std::string left = h.labels.empty() ? fmt(h.edges.front()) : esc(h.labels.front());
-  const std::string right = h.labels.empty() ? fmt(h.edges.back()) : (bins > 1 ? esc(h.labels.back()) : "");
-  svg += "<text x=\"" + fmt(pad, "%.0f") + "\" y=\"" + fmt(ht + 20, "%.0f") + "\" class=\"tick\">" + left + "</text>";
-  svg += "<text x=\"" + fmt(w - pad, "%.0f") + "\" y=\"" + fmt(ht + 20, "%.0f") + "\" class=\"tick\" text-anchor=\"end\">" + right + "</text>";
+  if (h.labels.empty()) {
+    svg += "<text x=\"" + fmt(pad, "%.0f") + "\" y=\"" + fmt(ht + 20, "%.0f") + "\" class=\"tick\">" + fmt(h.edges.front()) + "</text>";
+    svg += "<text x=\"" + fmt(w - pad, "%.0f") + "\" y=\"" + fmt(ht + 20, "%.0f") + "\" class=\"tick\" text-anchor=\"end\">" +
+           fmt(h.edges.back()) + "</text>";
+  } else {
+    for (std::size_t i = 0; i < bins; ++i) {  // each category under its bars, cut to fit
+      const std::size_t fit = std::max<std::size_t>(static_cast<std::size_t>(bw / 6), 1);
+      const std::string& full = h.labels[i];
+      std::size_t cut = std::min(fit, full.size());
+      while (cut > 0 && cut < full.size() && (static_cast<unsigned char>(full[cut]) & 0xC0) == 0x80) --cut;  // whole UTF-8 characters
+      const std::string label = full.substr(0, cut);
+      svg += "<text x=\"" + fmt(pad + bw * (static_cast<double>(i) + 0.5), "%.2f") + "\" y=\"" + fmt(ht + 20, "%.0f") +
+             "\" class=\"tick\" text-anchor=\"middle\">" + esc(label) + "</text>";
+    }
+  }
   return svg + "</svg>";
 }
 
