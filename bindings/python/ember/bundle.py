@@ -148,6 +148,21 @@ def _write_model(model, example_input, path):
     scripted.save(path)
 
 
+def _model_outputs(model, pipeline, frame):
+    """The model's first output on pipeline.transform(frame), as a 2-D numpy array."""
+    import numpy as np
+    import torch
+    x = np.asarray(pipeline.transform(frame), dtype=np.float32)
+    with torch.no_grad():
+        y = model.eval()(torch.from_numpy(x)) if hasattr(model, "eval") else model(torch.from_numpy(x))
+    if isinstance(y, (tuple, list)):
+        y = y[0]
+    elif isinstance(y, dict):
+        y = y.get("output", next(iter(y.values())))
+    y = y.detach().cpu().numpy().astype(np.float64)
+    return y.reshape(len(x), -1)
+
+
 def _role(rel):
     base = os.path.basename(rel)
     fixed = {"schema.json": "schema", "pipeline.json": "pipeline", "model.pt": "model", "chain.json": "chain"}
@@ -163,7 +178,7 @@ def _role(rel):
 def export_bundle(path, *, name, schema, model=None, pipeline=None, example_input=None, chain=None,
                   fallbacks=None, metrics=None, description="", data=None, hyperparameters=None,
                   parent_version="", code=None, environment=None, string_columns=None, extra_files=None,
-                  overwrite=False):
+                  reference=None, reference_outputs=None, overwrite=False):
     """Writes a bundle directory at `path` and returns its manifest (a dict).
 
     name            the model's name (letters, digits, '.', '_', '-')
@@ -181,6 +196,11 @@ def export_bundle(path, *, name, schema, model=None, pipeline=None, example_inpu
     code            {"commit", "repository", "dirty"}; collected from git when None
     environment     {package: version}; merged over the collected versions
     extra_files     {name in the bundle: local path} copied as they are
+    reference       training data (a DataFrame) whose statistics go into reference.json,
+                    for drift monitoring (see ember.reference)
+    reference_outputs  {output name: values} of the model on `reference`; when None and
+                    both `pipeline` and a torch `model` are given, the model is run on
+                    pipeline.transform(reference) and its "output" recorded
     overwrite       replace an existing bundle at `path`
 
     The bundle is built in a temporary directory beside `path` and renamed into place:
@@ -214,6 +234,13 @@ def export_bundle(path, *, name, schema, model=None, pipeline=None, example_inpu
         if chain is not None:
             with open(os.path.join(work, "chain.json"), "w", encoding="utf-8") as f:
                 json.dump(chain, f, indent=1)
+        if reference is not None:
+            from ember.reference import describe
+            outputs = reference_outputs
+            if outputs is None and pipeline is not None and model is not None and not isinstance(model, (str, os.PathLike)):
+                outputs = {"output": _model_outputs(model, pipeline, reference)}
+            with open(os.path.join(work, "reference.json"), "w", encoding="utf-8") as f:
+                json.dump(describe(reference, schema, outputs), f, allow_nan=False)
         for rel, src in (extra_files or {}).items():
             target = os.path.join(work, rel)
             os.makedirs(os.path.dirname(target), exist_ok=True)
