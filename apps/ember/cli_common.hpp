@@ -62,6 +62,8 @@ struct DriftInputs {
   ember::ReferenceStats reference;
   ember::Table current;
 };
+/// A pool for comparing columns on every core (null on one core).
+std::shared_ptr<ember::ThreadPool> drift_pool();
 ember::Result<DriftInputs> load_drift_inputs(const std::string& schema, const std::string& bundle,
                                              const std::string& reference, const std::string& current);
 

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "cli_common.hpp"
 #include "ember/ember.hpp"
@@ -132,6 +133,17 @@ int cmd_reference(const ReferenceArgs& args) {
 
 }  // namespace
 
+std::shared_ptr<ember::ThreadPool> drift_pool() {
+  // Columns are compared on every core: the caller's thread and one pool thread per other core.
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  if (cores < 2) return nullptr;
+  ember::ThreadPoolOptions po;
+  po.threads = cores - 1;
+  po.max_threads = cores - 1;
+  auto pool = ember::ThreadPool::create(po);
+  return pool.ok() ? *pool : nullptr;
+}
+
 Result<DriftInputs> load_drift_inputs(const std::string& schema_path, const std::string& bundle,
                                       const std::string& reference, const std::string& current) {
   DriftInputs in;
@@ -163,6 +175,8 @@ Result<DriftInputs> load_drift_inputs(const std::string& schema_path, const std:
     // The rows are at hand: keep every value, so that every test is exact.
     ember::ReferenceOptions exact;
     exact.exact_rows = table->rows;
+    auto pool = drift_pool();
+    exact.executor = pool.get();
     in.reference = ember::describe_table(*table, ember::Table{}, exact);
   }
   auto cur = ember::read_table(current, *schema);
@@ -179,6 +193,8 @@ int cmd_drift(const DriftArgs& args) {
   ember::DriftOptions options;
   options.drift_share = args.drift_share;
   options.bonferroni = args.bonferroni;
+  auto pool = drift_pool();
+  options.executor = pool.get();
   auto result = ember::compare(in->reference, in->current, options);
   if (!result.ok()) return fail(result.status());
   if (args.json) {

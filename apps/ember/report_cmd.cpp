@@ -135,7 +135,10 @@ int cmd_report(const ReportArgs& args) {
   }
   auto in = load_drift_inputs(args.schema, args.bundle, args.reference, args.current);
   if (!in.ok()) return fail(in.status());
-  auto drift = ember::compare(in->reference, in->current);
+  auto pool = drift_pool();
+  ember::DriftOptions options;
+  options.executor = pool.get();
+  auto drift = ember::compare(in->reference, in->current, options);
   if (!drift.ok()) return fail(drift.status());
   data.drift = std::move(*drift);
   if (!args.predictions.empty()) {

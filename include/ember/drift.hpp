@@ -28,6 +28,7 @@
 #include "ember/export.hpp"
 #include "ember/schema.hpp"
 #include "ember/status.hpp"
+#include "ember/threads.hpp"
 
 namespace ember {
 
@@ -123,6 +124,9 @@ struct ReferenceOptions {
   std::size_t quantiles = 1001;
   std::size_t max_distinct_numbers = 20;
   std::size_t max_categories = 1000;
+  /// Columns are described in parallel on this executor and the caller's thread (not
+  /// owned; null: the caller's thread only).
+  TaskExecutor* executor = nullptr;
 };
 
 /// Statistics of one column.
@@ -159,6 +163,9 @@ struct DriftOptions {
   bool bonferroni = false;
   /// Bins of the histograms kept for reports (numerical columns).
   std::size_t report_bins = 20;
+  /// Columns are compared in parallel on this executor and the caller's thread (not
+  /// owned; null: the caller's thread only). The result is the same.
+  TaskExecutor* executor = nullptr;
 };
 
 /// Fractions of the reference and of the current data per bin (or per category), for a

@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "drift/sort.hpp"
+#include "threads/parallel.hpp"
 #include "ember/drift.hpp"
 
 namespace ember {
@@ -191,19 +193,33 @@ Result<ColumnDrift> compare_numerical(const ColumnReference& ref, const Column& 
   out.current_count = cur.size();
   out.test = "none";
   if (cur.empty() || ref.count == 0) return out;
-  std::sort(cur.begin(), cur.end());
+  detail::sort_doubles(cur);
   const double n_ref = static_cast<double>(ref.count), n_cur = static_cast<double>(cur.size());
 
-  // Distinct values on both sides together, exact while the reference's are known.
-  std::map<double, std::pair<double, double>> keyed;  // value -> (ref count, cur count)
+  // Distinct values on both sides together, exact while the reference's are known:
+  // the reference's (at most 20) merged with the runs of the sorted current values.
+  std::vector<std::pair<double, std::pair<double, double>>> keyed;  // value -> (ref count, cur count)
   const bool ref_few = ref.distinct_count() <= 20;
   if (ref_few) {
+    std::vector<std::pair<double, double>> refd;
     if (!ref.distinct.empty()) {
-      for (const auto& [v, c] : ref.distinct) keyed[v].first += static_cast<double>(c);
+      for (const auto& [v, c] : ref.distinct) refd.emplace_back(v, static_cast<double>(c));
     } else {
-      for (double v : ref.values) keyed[v].first += 1;
+      for (double v : ref.values) {
+        if (refd.empty() || refd.back().first != v) refd.emplace_back(v, 0.0);
+        refd.back().second += 1;
+      }
     }
-    for (double v : cur) keyed[v].second += 1;
+    std::size_t k = 0;
+    for (std::size_t i = 0; i < cur.size();) {
+      std::size_t j = i;
+      while (j < cur.size() && cur[j] == cur[i]) ++j;
+      for (; k < refd.size() && refd[k].first < cur[i]; ++k) keyed.push_back({refd[k].first, {refd[k].second, 0.0}});
+      const double rc = k < refd.size() && refd[k].first == cur[i] ? refd[k++].second : 0.0;
+      keyed.push_back({cur[i], {rc, static_cast<double>(j - i)}});
+      i = j;
+    }
+    for (; k < refd.size(); ++k) keyed.push_back({refd[k].first, {refd[k].second, 0.0}});
   }
   const std::size_t n_values = ref_few ? keyed.size() : std::numeric_limits<std::size_t>::max();
   const bool small_reference = ref.count <= 1000;
@@ -358,14 +374,28 @@ Result<ColumnDrift> compare_column(const ColumnReference& reference, const Colum
 Result<DriftResult> compare(const ReferenceStats& reference, const Table& current, const DriftOptions& options) {
   DriftResult result;
   result.drift_share = options.drift_share;
-  for (const auto& [refs, dst] : {std::pair{&reference.features, &result.features}, {&reference.outputs, &result.outputs}}) {
+  struct Pair {
+    const ColumnReference* ref;
+    const Column* col;
+    bool output;
+  };
+  std::vector<Pair> pairs;
+  for (const auto& [refs, output] : {std::pair{&reference.features, false}, {&reference.outputs, true}}) {
     for (const auto& ref : *refs) {
-      const Column* col = current.find(ref.name);
-      if (col == nullptr) continue;
-      auto d = compare_column(ref, *col, options);
-      if (!d.ok()) return d.status();
-      dst->push_back(std::move(*d));
+      if (const Column* col = current.find(ref.name)) pairs.push_back({&ref, col, output});
     }
+  }
+  std::vector<std::optional<Result<ColumnDrift>>> done(pairs.size());
+  detail::for_each_item(options.executor, pairs.size(), [&](std::size_t i) {
+    try {
+      done[i].emplace(compare_column(*pairs[i].ref, *pairs[i].col, options));
+    } catch (const std::bad_alloc&) {
+      done[i].emplace(resource_exhausted("drift: out of memory comparing '" + pairs[i].ref->name + "'"));
+    }
+  });
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    if (!done[i]->ok()) return done[i]->status();
+    (pairs[i].output ? result.outputs : result.features).push_back(std::move(**done[i]));
   }
   if (result.features.empty() && result.outputs.empty()) {
     return invalid_argument("the current data has none of the reference's columns");

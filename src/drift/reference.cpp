@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/files.hpp"
+#include "threads/parallel.hpp"
+#include "drift/sort.hpp"
 #include "ember/drift.hpp"
 
 namespace ember {
@@ -94,7 +96,7 @@ ColumnReference describe_column(const Column& column, const ReferenceOptions& op
   }
   ref.count = v.size();
   if (v.empty()) return ref;
-  std::sort(v.begin(), v.end());
+  detail::sort_doubles(v);
   double sum = 0;
   for (double x : v) sum += x;
   ref.mean = sum / static_cast<double>(v.size());
@@ -133,8 +135,13 @@ ColumnReference describe_column(const Column& column, const ReferenceOptions& op
 ReferenceStats describe_table(const Table& features, const Table& outputs, const ReferenceOptions& options) {
   ReferenceStats stats;
   stats.rows = features.rows;
-  for (const auto& c : features.columns) stats.features.push_back(describe_column(c, options));
-  for (const auto& c : outputs.columns) stats.outputs.push_back(describe_column(c, options));
+  stats.features.resize(features.columns.size());
+  stats.outputs.resize(outputs.columns.size());
+  const std::size_t nf = features.columns.size();
+  detail::for_each_item(options.executor, nf + outputs.columns.size(), [&](std::size_t i) {
+    if (i < nf) stats.features[i] = describe_column(features.columns[i], options);
+    else stats.outputs[i - nf] = describe_column(outputs.columns[i - nf], options);
+  });
   return stats;
 }
 

@@ -1,5 +1,6 @@
 // Reading the schema's features from CSV or JSON lines into columns, without
 // validation: drift is measured on the data as it arrives.
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -58,32 +59,49 @@ class LineReader {
   std::size_t pos_ = 0, end_ = 0;
 };
 
-// RFC 4180 fields of one line; false for an unterminated quote.
+// RFC 4180 fields of one line; false for an unterminated quote. `fields` keeps its
+// strings' memory from line to line.
 bool split_csv_line(const std::string& line, char sep, std::vector<std::string>& fields) {
-  fields.clear();
-  std::string field;
+  std::size_t n = 0;
+  const auto next_field = [&]() -> std::string& {
+    if (n == fields.size()) fields.emplace_back();
+    std::string& f = fields[n++];
+    f.clear();
+    return f;
+  };
+  if (line.find('"') == std::string::npos) {  // no quotes: cut at each separator
+    std::size_t start = 0;
+    for (;;) {
+      const std::size_t end = line.find(sep, start);
+      next_field().assign(line, start, end == std::string::npos ? std::string::npos : end - start);
+      if (end == std::string::npos) break;
+      start = end + 1;
+    }
+    fields.resize(n);
+    return true;
+  }
+  std::string* field = &next_field();
   bool quoted = false;
   for (std::size_t i = 0; i < line.size(); ++i) {
     const char c = line[i];
     if (quoted) {
       if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        field += '"';
+        *field += '"';
         ++i;
       } else if (c == '"') {
         quoted = false;
       } else {
-        field += c;
+        *field += c;
       }
     } else if (c == '"') {
       quoted = true;
     } else if (c == sep) {
-      fields.push_back(std::move(field));
-      field.clear();
+      field = &next_field();
     } else {
-      field += c;
+      *field += c;
     }
   }
-  fields.push_back(std::move(field));
+  fields.resize(n);
   return !quoted;
 }
 
@@ -241,15 +259,22 @@ namespace {
 struct Seen {
   std::string name;
   bool numbers = true, booleans = true, any = false;
-  std::set<std::string> labels;
+  std::set<std::string> labels;  // kept once the column is known not to be numbers
   bool too_many = false;
+  bool relabel = false;  // numbers seen before it turned out not to be: read again
 };
 
-void see(Seen& c, std::string_view text, bool is_number, bool is_bool, std::size_t max_categories) {
+void see(Seen& c, std::string_view text, bool is_number, bool is_bool, std::size_t max_categories, bool again) {
   if (text.empty()) return;
-  c.any = true;
-  c.numbers = c.numbers && is_number;
-  c.booleans = c.booleans && is_bool;
+  if (again) {
+    if (!c.relabel) return;
+  } else {
+    if (c.numbers && !is_number && c.any) c.relabel = true;
+    c.any = true;
+    c.numbers = c.numbers && is_number;
+    c.booleans = c.booleans && is_bool;
+    if (c.numbers) return;  // labels of number columns are never needed
+  }
   if (!c.too_many) {
     c.labels.emplace(text);
     if (c.labels.size() > max_categories) {
@@ -273,52 +298,56 @@ Result<Schema> infer_schema(std::span<const std::filesystem::path> paths, const 
     }
     return cols[it->second];
   };
-  for (const auto& path : paths) {
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(path, ec)) return not_found("cannot read '" + path.string() + "': no such file");
-    const auto size = std::filesystem::file_size(path, ec);
-    if (!ec && size > limits.max_bytes) {
-      return invalid_argument("'" + path.string() + "' is larger than " + std::to_string(limits.max_bytes) + " bytes");
-    }
-    std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
-    if (!file) return not_found("cannot read '" + path.string() + "': " + std::strerror(errno));
-    const auto ext = path.extension().string();
-    const bool csv = ext == ".csv" || ext == ".tsv";
-    LineReader reader(file.get(), limits.max_line_bytes);
-    std::string line;
-    std::vector<std::string> fields, header;
-    std::size_t line_no = 0;
-    const auto where = [&] { return path.filename().string() + ":" + std::to_string(line_no) + ": "; };
-    for (;;) {
-      const int got = reader.next(line);
-      if (got == 0) break;
-      ++line_no;
-      if (got < 0) return invalid_argument(where() + "line longer than " + std::to_string(limits.max_line_bytes) + " bytes");
-      if (line.find_first_not_of(" \t") == std::string::npos) continue;
-      if (csv) {
-        if (!split_csv_line(line, ext == ".tsv" ? '\t' : ',', fields)) return invalid_argument(where() + "unterminated quote");
-        if (header.empty()) {
-          header = fields;
-          for (const auto& h : header) column(h);
-          continue;
-        }
-        for (std::size_t i = 0; i < header.size() && i < fields.size(); ++i) {
-          see(column(header[i]), fields[i], !std::isnan(parse_number(fields[i])), false, max_categories);
-        }
-        continue;
+  for (int pass = 0; pass < 2; ++pass) {
+    const bool again = pass == 1;
+    if (again && std::none_of(cols.begin(), cols.end(), [](const Seen& c) { return c.relabel && !c.numbers; })) break;
+    for (const auto& path : paths) {
+      std::error_code ec;
+      if (!std::filesystem::is_regular_file(path, ec)) return not_found("cannot read '" + path.string() + "': no such file");
+      const auto size = std::filesystem::file_size(path, ec);
+      if (!ec && size > limits.max_bytes) {
+        return invalid_argument("'" + path.string() + "' is larger than " + std::to_string(limits.max_bytes) + " bytes");
       }
-      if (detail::json_too_deep(line, 64)) return invalid_argument(where() + "JSON nests deeper than 64 levels");
-      const auto doc = nlohmann::json::parse(line, nullptr, false);
-      if (doc.is_discarded()) return invalid_argument(where() + "not valid JSON");
-      if (!doc.is_object()) return invalid_argument(where() + "not a JSON object");
-      for (const auto& item : doc.items()) {
-        const auto& v = item.value();
-        if (v.is_null() || v.is_object() || v.is_array()) {
-          if (!v.is_null()) column(item.key()).too_many = true;  // not a scalar column
+      std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+      if (!file) return not_found("cannot read '" + path.string() + "': " + std::strerror(errno));
+      const auto ext = path.extension().string();
+      const bool csv = ext == ".csv" || ext == ".tsv";
+      LineReader reader(file.get(), limits.max_line_bytes);
+      std::string line;
+      std::vector<std::string> fields, header;
+      std::size_t line_no = 0;
+      const auto where = [&] { return path.filename().string() + ":" + std::to_string(line_no) + ": "; };
+      for (;;) {
+        const int got = reader.next(line);
+        if (got == 0) break;
+        ++line_no;
+        if (got < 0) return invalid_argument(where() + "line longer than " + std::to_string(limits.max_line_bytes) + " bytes");
+        if (line.find_first_not_of(" \t") == std::string::npos) continue;
+        if (csv) {
+          if (!split_csv_line(line, ext == ".tsv" ? '\t' : ',', fields)) return invalid_argument(where() + "unterminated quote");
+          if (header.empty()) {
+            header = fields;
+            for (const auto& h : header) column(h);
+            continue;
+          }
+          for (std::size_t i = 0; i < header.size() && i < fields.size(); ++i) {
+            see(column(header[i]), fields[i], !std::isnan(parse_number(fields[i])), false, max_categories, again);
+          }
           continue;
         }
-        const std::string text = v.is_string() ? v.get<std::string>() : v.dump();
-        see(column(item.key()), text, v.is_number(), v.is_boolean(), max_categories);
+        if (detail::json_too_deep(line, 64)) return invalid_argument(where() + "JSON nests deeper than 64 levels");
+        const auto doc = nlohmann::json::parse(line, nullptr, false);
+        if (doc.is_discarded()) return invalid_argument(where() + "not valid JSON");
+        if (!doc.is_object()) return invalid_argument(where() + "not a JSON object");
+        for (const auto& item : doc.items()) {
+          const auto& v = item.value();
+          if (v.is_null() || v.is_object() || v.is_array()) {
+            if (!v.is_null()) column(item.key()).too_many = true;  // not a scalar column
+            continue;
+          }
+          const std::string text = v.is_string() ? v.get<std::string>() : v.dump();
+          see(column(item.key()), text, v.is_number(), v.is_boolean(), max_categories, again);
+        }
       }
     }
   }

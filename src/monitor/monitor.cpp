@@ -14,6 +14,7 @@
 #include <cmath>
 #include <deque>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
@@ -34,10 +35,15 @@ namespace {
 constexpr std::uint64_t kChunk = 32;  // rows a thread buffers before it adds them to the window's count
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
+// Held briefly: by its own thread on each request, by the closing thread to swap the
+// buffer out. Yields after a short spin, so that a holder that lost its core gets it back.
 class SpinLock {
  public:
   void lock() noexcept {
-    while (flag_.test_and_set(std::memory_order_acquire)) cpu_relax();
+    for (int i = 0; flag_.test_and_set(std::memory_order_acquire); ++i) {
+      if (i < 64) cpu_relax();
+      else std::this_thread::yield();
+    }
   }
   void unlock() noexcept { flag_.clear(std::memory_order_release); }
 
@@ -64,16 +70,6 @@ struct Buffer {
   std::vector<std::uint8_t> fallback;
   std::vector<std::string> served_names, version_names;
   std::uint64_t rows = 0;
-  void clear() {
-    features.clear();
-    outputs.clear();
-    confidence.clear();
-    latency_ns.clear();
-    served.clear();
-    version.clear();
-    fallback.clear();
-    rows = 0;
-  }
 };
 
 struct Pending {
@@ -131,7 +127,7 @@ struct MonitorImpl {
   std::atomic<std::uint64_t> window_count{0};
   std::atomic<std::int64_t> window_start_ns{0};
   std::atomic<bool> closing{false};
-  std::atomic<std::uint64_t> requests{0}, in_flight{0};
+  StripedCounter requests;
 
   mutable std::mutex eval_mu;  // one evaluation at a time; guards what follows
   std::deque<WindowReport> windows;
@@ -268,8 +264,22 @@ void MonitorImpl::maybe_close(bool time_check) {
 Buffer MonitorImpl::collect() {
   Buffer out;
   for (auto& s : stripes) {
+    // Swapped out under the lock (the request thread waits for no copy), merged after.
+    Buffer b;
     s.lock.lock();
-    Buffer& b = s.buffer;
+    std::swap(b.features, s.buffer.features);
+    std::swap(b.outputs, s.buffer.outputs);
+    std::swap(b.confidence, s.buffer.confidence);
+    std::swap(b.latency_ns, s.buffer.latency_ns);
+    std::swap(b.served, s.buffer.served);
+    std::swap(b.version, s.buffer.version);
+    std::swap(b.fallback, s.buffer.fallback);
+    b.served_names = s.buffer.served_names;
+    b.version_names = s.buffer.version_names;
+    b.rows = s.buffer.rows;
+    s.buffer.rows = 0;
+    s.unreported = 0;
+    s.lock.unlock();
     if (b.rows > 0) {
       out.features.insert(out.features.end(), b.features.begin(), b.features.end());
       out.outputs.insert(out.outputs.end(), b.outputs.begin(), b.outputs.end());
@@ -279,10 +289,7 @@ Buffer MonitorImpl::collect() {
       for (auto i : b.served) out.served.push_back(intern(out.served_names, b.served_names[i]));
       for (auto i : b.version) out.version.push_back(intern(out.version_names, b.version_names[i]));
       out.rows += b.rows;
-      b.clear();
     }
-    s.unreported = 0;
-    s.lock.unlock();
   }
   return out;
 }
@@ -553,7 +560,7 @@ Monitor::~Monitor() {
 
 void Monitor::on_request(const RequestEvent& event) {
   auto& m = *impl_;
-  m.requests.fetch_add(1, std::memory_order_relaxed);
+  m.requests.add();
   m.append(event);
   m.remember_prediction(event);
   if (m.log) m.log->consider(event);
@@ -619,7 +626,7 @@ std::vector<Alert> Monitor::active_alerts() const {
 MonitorCounters Monitor::counters() const {
   const auto& m = *impl_;
   MonitorCounters c;
-  c.requests = m.requests.load(std::memory_order_relaxed);
+  c.requests = m.requests.load();
   {
     std::lock_guard lock(m.eval_mu);
     c.windows = m.windows_total;

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <map>
 
 #include "ember/drift.hpp"
 #include "registry/helpers.hpp"
@@ -129,4 +130,25 @@ TEST_CASE("tables: bad CSV and JSON lines are refused with the line named") {
   small.max_rows = 1;
   CHECK_FALSE(ember::read_table(write("r.jsonl", "{}\n{}\n"), *schema, small).ok());
   CHECK(ember::read_table(tmp.path() / "missing.csv", *schema).status().code() == ember::StatusCode::kNotFound);
+}
+
+TEST_CASE("infer_schema reads columns and their kinds from the data") {
+  TempDir tmp;
+  std::ofstream(tmp.path() / "a.csv") << "n,mixed,c,empty\n1,1,x,\n2.5,2,y,\n3,two,x,\n";
+  std::ofstream(tmp.path() / "b.jsonl") << R"({"n": 4, "flag": true, "nested": {"x": 1}, "c": "z"})" "\n";
+  const std::filesystem::path files[] = {tmp.path() / "a.csv", tmp.path() / "b.jsonl"};
+  auto schema = ember::infer_schema(files);
+  REQUIRE(schema.ok());
+  std::map<std::string, ember::FeatureKind> kinds;
+  for (const auto& f : schema->features()) kinds[f.name] = f.kind;
+  CHECK(kinds == std::map<std::string, ember::FeatureKind>{{"n", ember::FeatureKind::kNumber},
+                                                          {"mixed", ember::FeatureKind::kCategory},
+                                                          {"c", ember::FeatureKind::kCategory},
+                                                          {"flag", ember::FeatureKind::kBoolean}});
+  // "mixed" turned out not to be numbers after two rows: its labels include them.
+  const auto& mixed = schema->features()[static_cast<std::size_t>(schema->feature_index("mixed"))];
+  CHECK(mixed.categories == std::vector<std::string>{"1", "2", "two"});
+  std::ofstream(tmp.path() / "none.csv") << "a,b\n,\n";
+  const std::filesystem::path none[] = {tmp.path() / "none.csv"};
+  CHECK(ember::infer_schema(none).status().code() == ember::StatusCode::kInvalidArgument);
 }
