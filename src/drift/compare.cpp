@@ -17,7 +17,6 @@ namespace ember {
 
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr std::string_view kOtherLabel = "(other)";
 
 // How many reference values lie below x (or at or below it, `inclusive`): exact from

@@ -7,6 +7,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "ember/ember.hpp"
 #include "registry/helpers.hpp"
@@ -366,4 +367,52 @@ TEST_CASE("windows close by time on poll(), with the clock injected") {
   CHECK(windows[0].served_by.at("linear") == 5);
   CHECK(windows[0].fallback_rate == 0);
   CHECK_FALSE(windows[0].drift.has_value());  // no reference
+}
+
+TEST_CASE("many request threads, windows evaluated on a pool, outcomes and reads at the same time") {
+  TempDir tmp;
+  const auto dir = write_model(tmp.path() / "model");
+  auto schema = ember::Schema::load(dir / "schema.json");
+  REQUIRE(schema.ok());
+  auto pool = ember::ThreadPool::create({});
+  REQUIRE(pool.ok());
+  ember::MonitorOptions mo;
+  mo.reference = reference(tmp.path(), *schema);
+  mo.window_rows = 1000;
+  mo.executor = *pool;
+  mo.outcomes.enabled = true;
+  mo.log.path = tmp.path() / "log.jsonl";
+  mo.log.sample_rate = 0.1;
+  mo.log.max_file_bytes = 64 << 10;
+  auto monitor = ember::Monitor::create(*schema, mo);
+  REQUIRE(monitor.ok());
+  ember::ModelOptions options;
+  options.observers.push_back(*monitor);
+  auto model = ember::Model::load(dir, options);
+  REQUIRE(model.ok());
+  constexpr int kThreads = 4, kEach = 3000;
+  std::atomic<std::uint64_t> last_id{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(100 + t);
+      ember::Prediction p;
+      for (int i = 0; i < kEach; ++i) {
+        if ((*model)->predict(record(rng, {}), p).ok()) last_id.store(p.request_id);
+      }
+    });
+  }
+  for (int i = 0; i < 200; ++i) {  // the host reads and joins outcomes meanwhile
+    (void)(*monitor)->windows();
+    (void)(*monitor)->report_html();
+    if (auto id = last_id.load()) (void)(*monitor)->record_outcome(id, 1);
+  }
+  for (auto& th : threads) th.join();
+  REQUIRE((*monitor)->flush().ok());
+  const auto counters = (*monitor)->counters();
+  CHECK(counters.requests == kThreads * kEach);
+  std::uint64_t rows = 0;
+  for (const auto& w : (*monitor)->windows()) rows += w.rows;
+  CHECK(rows == kThreads * kEach);  // every row in exactly one window (all kept: 12 <= 100)
+  CHECK(counters.log_errors == 0);
 }
