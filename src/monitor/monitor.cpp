@@ -155,7 +155,8 @@ struct MonitorImpl {
   void append(const RequestEvent& e);
   void remember_prediction(const RequestEvent& e);
   void maybe_close(bool force_time_check);
-  Buffer collect();
+  std::vector<Buffer> swap_out();
+  static Buffer merge(std::vector<Buffer> parts);
   void evaluate(Buffer window, std::int64_t start_ns, std::int64_t end_ns);
   void raise(std::vector<Alert> found, std::int64_t now_ns, WindowReport& report);
   std::vector<OutcomeStats> outcome_stats() const;
@@ -235,17 +236,18 @@ void MonitorImpl::maybe_close(bool time_check) {
   if (closing.exchange(true, std::memory_order_acquire)) return;
   if (now == 0) now = clock->now().count();
   const std::int64_t start = window_start_ns.exchange(now, std::memory_order_relaxed);
-  Buffer window = collect();
+  std::vector<Buffer> parts = swap_out();
   window_count.store(0, std::memory_order_relaxed);
   closing.store(false, std::memory_order_release);
-  if (window.rows == 0) return;
+  if (parts.empty()) return;
   if (opt.executor) {
     {
       std::lock_guard lock(posted_mu);
       ++posted;
     }
-    auto task = [this, w = std::make_shared<Buffer>(std::move(window)), start, now]() mutable {
-      evaluate(std::move(*w), start, now);
+    // Merged and evaluated there: the request thread only swapped the buffers out.
+    auto task = [this, w = std::make_shared<std::vector<Buffer>>(std::move(parts)), start, now]() mutable {
+      evaluate(merge(std::move(*w)), start, now);
       std::lock_guard lock(posted_mu);
       if (--posted == 0) posted_cv.notify_all();
     };
@@ -258,13 +260,13 @@ void MonitorImpl::maybe_close(bool time_check) {
     if (!accepted) task();
     return;
   }
-  evaluate(std::move(window), start, now);
+  evaluate(merge(std::move(parts)), start, now);
 }
 
-Buffer MonitorImpl::collect() {
-  Buffer out;
+std::vector<Buffer> MonitorImpl::swap_out() {
+  std::vector<Buffer> parts;
   for (auto& s : stripes) {
-    // Swapped out under the lock (the request thread waits for no copy), merged after.
+    // Swapped out under the lock: the request thread waits for no copy.
     Buffer b;
     s.lock.lock();
     std::swap(b.features, s.buffer.features);
@@ -274,22 +276,31 @@ Buffer MonitorImpl::collect() {
     std::swap(b.served, s.buffer.served);
     std::swap(b.version, s.buffer.version);
     std::swap(b.fallback, s.buffer.fallback);
-    b.served_names = s.buffer.served_names;
-    b.version_names = s.buffer.version_names;
     b.rows = s.buffer.rows;
+    if (b.rows > 0) {
+      b.served_names = s.buffer.served_names;
+      b.version_names = s.buffer.version_names;
+    }
     s.buffer.rows = 0;
     s.unreported = 0;
     s.lock.unlock();
-    if (b.rows > 0) {
-      out.features.insert(out.features.end(), b.features.begin(), b.features.end());
-      out.outputs.insert(out.outputs.end(), b.outputs.begin(), b.outputs.end());
-      out.confidence.insert(out.confidence.end(), b.confidence.begin(), b.confidence.end());
-      out.latency_ns.insert(out.latency_ns.end(), b.latency_ns.begin(), b.latency_ns.end());
-      out.fallback.insert(out.fallback.end(), b.fallback.begin(), b.fallback.end());
-      for (auto i : b.served) out.served.push_back(intern(out.served_names, b.served_names[i]));
-      for (auto i : b.version) out.version.push_back(intern(out.version_names, b.version_names[i]));
-      out.rows += b.rows;
-    }
+    if (b.rows > 0) parts.push_back(std::move(b));
+  }
+  return parts;
+}
+
+Buffer MonitorImpl::merge(std::vector<Buffer> parts) {
+  if (parts.size() == 1) return std::move(parts.front());
+  Buffer out;
+  for (auto& b : parts) {
+    out.features.insert(out.features.end(), b.features.begin(), b.features.end());
+    out.outputs.insert(out.outputs.end(), b.outputs.begin(), b.outputs.end());
+    out.confidence.insert(out.confidence.end(), b.confidence.begin(), b.confidence.end());
+    out.latency_ns.insert(out.latency_ns.end(), b.latency_ns.begin(), b.latency_ns.end());
+    out.fallback.insert(out.fallback.end(), b.fallback.begin(), b.fallback.end());
+    for (auto i : b.served) out.served.push_back(intern(out.served_names, b.served_names[i]));
+    for (auto i : b.version) out.version.push_back(intern(out.version_names, b.version_names[i]));
+    out.rows += b.rows;
   }
   return out;
 }
@@ -600,10 +611,10 @@ Status Monitor::flush() {
   while (m.closing.exchange(true, std::memory_order_acquire)) detail::cpu_relax();
   const std::int64_t now = m.clock->now().count();
   const std::int64_t start = m.window_start_ns.exchange(now, std::memory_order_relaxed);
-  auto window = m.collect();
+  auto parts = m.swap_out();
   m.window_count.store(0, std::memory_order_relaxed);
   m.closing.store(false, std::memory_order_release);
-  if (window.rows > 0) m.evaluate(std::move(window), start, now);
+  if (!parts.empty()) m.evaluate(detail::MonitorImpl::merge(std::move(parts)), start, now);
   return m.log ? m.log->flush() : Status{};
 }
 
