@@ -123,4 +123,19 @@ std::string actor_or_default(const std::string& actor) {
   return "unknown";
 }
 
+ember::Status write_file_atomically(const std::string& path, std::string_view text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!(f << text) || !f.flush()) return ember::invalid_argument("cannot write '" + tmp + "'");
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp, ec);
+    return ember::invalid_argument("cannot write '" + path + "': " + ec.message());
+  }
+  return {};
+}
+
 }  // namespace ember_cli

@@ -43,6 +43,10 @@ ember::LogSink stderr_sink(bool verbose);
 /// `path` opened for reading ("-": standard input); NotFound when it cannot be.
 ember::Result<std::istream*> open_input(const std::string& path, std::ifstream& file);
 
+/// Writes `text` to `path` through a temporary file beside it, renamed into place: a
+/// reader never sees half a file. InvalidArgument naming the file when it cannot.
+ember::Status write_file_atomically(const std::string& path, std::string_view text);
+
 /// Who is acting: --actor, else $EMBER_ACTOR, else $USER, else "unknown".
 std::string actor_or_default(const std::string& actor);
 

@@ -118,14 +118,7 @@ int cmd_reference(const ReferenceArgs& args) {
     std::cout << text;
     return std::cout ? 0 : 1;
   }
-  const std::string tmp = args.out + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!(f << text) || !(f.flush())) return fail(ember::invalid_argument("cannot write '" + tmp + "'"));
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, args.out, ec);
-  if (ec) return fail(ember::invalid_argument("cannot write '" + args.out + "': " + ec.message()));
+  if (auto st = write_file_atomically(args.out, text); !st.ok()) return fail(st);
   std::fprintf(stderr, "ember reference: %zu rows, %zu features, %zu outputs -> %s\n", table->rows,
                stats.features.size(), stats.outputs.size(), args.out.c_str());
   return 0;

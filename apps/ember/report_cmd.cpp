@@ -147,14 +147,7 @@ int cmd_report(const ReportArgs& args) {
     add_predictions(data, *lines, args.windows);
   }
   const std::string html = ember::render_report(data);
-  const std::string tmp = args.out + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!(f << html) || !f.flush()) return fail(ember::invalid_argument("cannot write '" + tmp + "'"));
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, args.out, ec);
-  if (ec) return fail(ember::invalid_argument("cannot write '" + args.out + "': " + ec.message()));
+  if (auto st = write_file_atomically(args.out, html); !st.ok()) return fail(st);
   std::fprintf(stderr, "ember report: %zu of %zu features drifted%s -> %s (%zu bytes)\n", data.drift->drifted,
                data.drift->compared, data.drift->dataset_drift ? " (dataset drift)" : "", args.out.c_str(), html.size());
   return 0;

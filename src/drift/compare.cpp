@@ -183,16 +183,10 @@ Result<ColumnDrift> compare_numerical(const ColumnReference& ref, const Column& 
   out.name = ref.name;
   out.kind = ColumnKind::kNumerical;
   out.reference_count = ref.count;
-  std::vector<double> cur;
-  cur.reserve(current.numbers.size());
-  for (double x : current.numbers) {
-    if (std::isfinite(x)) cur.push_back(x);
-    else ++out.current_missing;
-  }
+  const std::vector<double> cur = detail::finite_sorted(current.numbers, out.current_missing);
   out.current_count = cur.size();
   out.test = "none";
   if (cur.empty() || ref.count == 0) return out;
-  detail::sort_doubles(cur);
   const double n_ref = static_cast<double>(ref.count), n_cur = static_cast<double>(cur.size());
 
   // Distinct values on both sides together, exact while the reference's are known:

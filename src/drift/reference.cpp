@@ -88,15 +88,9 @@ ColumnReference describe_column(const Column& column, const ReferenceOptions& op
     }
     return ref;
   }
-  std::vector<double> v;
-  v.reserve(column.numbers.size());
-  for (double x : column.numbers) {
-    if (std::isfinite(x)) v.push_back(x);
-    else ++ref.missing;
-  }
+  std::vector<double> v = detail::finite_sorted(column.numbers, ref.missing);
   ref.count = v.size();
   if (v.empty()) return ref;
-  detail::sort_doubles(v);
   double sum = 0;
   for (double x : v) sum += x;
   ref.mean = sum / static_cast<double>(v.size());

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -47,6 +48,18 @@ inline void sort_doubles(std::vector<double>& v) {
     const std::uint64_t k = keys[i];
     v[i] = std::bit_cast<double>((k >> 63) ? (k & ~(std::uint64_t{1} << 63)) : ~k);
   }
+}
+
+/// The finite values of a column, sorted; `missing` counts the others (NaN, infinities).
+inline std::vector<double> finite_sorted(const std::vector<double>& column, std::uint64_t& missing) {
+  std::vector<double> v;
+  v.reserve(column.size());
+  for (double x : column) {
+    if (std::isfinite(x)) v.push_back(x);
+    else ++missing;
+  }
+  sort_doubles(v);
+  return v;
 }
 
 }  // namespace ember::detail

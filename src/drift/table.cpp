@@ -153,17 +153,12 @@ std::vector<std::string> pointer_tokens(const std::string& pointer) {
   return out;
 }
 
-}  // namespace
-
-Result<Table> read_table(const std::filesystem::path& path, const Schema& schema, const TableLimits& limits) {
-  Table table;
-  std::vector<Target> targets;
-  for (const auto& f : schema.features()) {
-    const auto kind = column_kind(f.kind);
-    if (!kind) continue;
-    targets.push_back({table.columns.size(), f.kind == FeatureKind::kBoolean, pointer_tokens(f.pointer)});
-    table.columns.push_back(Column{f.name, *kind, {}, {}});
-  }
+// Reads `path` record by record: a CSV file (.csv, .tsv) as its header, then rows of
+// fields; anything else as JSON lines, each an object. Blank lines are skipped. An error
+// (the file's, a line's, or a callback's) names the file and line.
+template <typename OnHeader, typename OnRow, typename OnObject>
+Status scan_file(const std::filesystem::path& path, const TableLimits& limits, OnHeader&& on_header, OnRow&& on_row,
+                 OnObject&& on_object) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) return not_found("cannot read '" + path.string() + "': no such file");
   const auto size = std::filesystem::file_size(path, ec);
@@ -179,54 +174,79 @@ Result<Table> read_table(const std::filesystem::path& path, const Schema& schema
   LineReader reader(file.get(), limits.max_line_bytes);
   std::string line;
   std::vector<std::string> fields;
-  std::vector<std::size_t> csv_index;  // target -> field
-  std::size_t line_no = 0;
-  const auto where = [&] { return path.filename().string() + ":" + std::to_string(line_no) + ": "; };
+  bool header = csv;
+  std::size_t line_no = 0, rows = 0;
+  const auto at_line = [&](std::string_view what) {
+    return invalid_argument(path.filename().string() + ":" + std::to_string(line_no) + ": " + std::string(what));
+  };
   for (;;) {
     const int got = reader.next(line);
     if (got == 0) break;
     ++line_no;
-    if (got < 0) return invalid_argument(where() + "line longer than " + std::to_string(limits.max_line_bytes) + " bytes");
+    if (got < 0) return at_line("line longer than " + std::to_string(limits.max_line_bytes) + " bytes");
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    Status st;
     if (csv) {
-      if (!split_csv_line(line, sep, fields)) return invalid_argument(where() + "unterminated quote");
-      if (csv_index.empty() && !targets.empty()) {
-        for (const auto& t : targets) {
-          const auto& name = table.columns[t.column].name;
-          std::size_t at = fields.size();
-          for (std::size_t i = 0; i < fields.size(); ++i) {
-            if (fields[i] == name) at = i;
-          }
-          if (at == fields.size()) return invalid_argument(where() + "the header has no column '" + name + "'");
-          csv_index.push_back(at);
-        }
+      if (!split_csv_line(line, sep, fields)) return at_line("unterminated quote");
+      if (header) {
+        header = false;
+        st = on_header(fields);
+        if (!st.ok()) return at_line(st.message());
         continue;
       }
-      if (table.rows == limits.max_rows) return invalid_argument(where() + "more than " + std::to_string(limits.max_rows) + " rows");
-      for (std::size_t k = 0; k < targets.size(); ++k) {
-        const auto& t = targets[k];
-        Column& c = table.columns[t.column];
-        const std::string_view text = csv_index[k] < fields.size() ? std::string_view(fields[csv_index[k]]) : std::string_view();
-        if (c.kind == ColumnKind::kNumerical) c.numbers.push_back(parse_number(text));
-        else c.labels.push_back(label_of_text(text, t.boolean));
-      }
-      ++table.rows;
-      continue;
+      if (rows++ == limits.max_rows) return at_line("more than " + std::to_string(limits.max_rows) + " rows");
+      st = on_row(fields);
+    } else {
+      if (detail::json_too_deep(line, 64)) return at_line("JSON nests deeper than 64 levels");
+      const auto doc = nlohmann::json::parse(line, nullptr, false);
+      if (doc.is_discarded()) return at_line("not valid JSON");
+      if (!doc.is_object()) return at_line("not a JSON object");
+      if (rows++ == limits.max_rows) return at_line("more than " + std::to_string(limits.max_rows) + " rows");
+      st = on_object(doc);
     }
-    if (detail::json_too_deep(line, 64)) return invalid_argument(where() + "JSON nests deeper than 64 levels");
-    const auto doc = nlohmann::json::parse(line, nullptr, false);
-    if (doc.is_discarded()) return invalid_argument(where() + "not valid JSON");
-    if (!doc.is_object()) return invalid_argument(where() + "not a JSON object");
-    if (table.rows == limits.max_rows) return invalid_argument(where() + "more than " + std::to_string(limits.max_rows) + " rows");
+    if (!st.ok()) return at_line(st.message());
+  }
+  if (std::ferror(file.get())) return data_loss("reading '" + path.string() + "' failed");
+  return {};
+}
+
+}  // namespace
+
+Result<Table> read_table(const std::filesystem::path& path, const Schema& schema, const TableLimits& limits) {
+  Table table;
+  std::vector<Target> targets;
+  for (const auto& f : schema.features()) {
+    const auto kind = column_kind(f.kind);
+    if (!kind) continue;
+    targets.push_back({table.columns.size(), f.kind == FeatureKind::kBoolean, pointer_tokens(f.pointer)});
+    table.columns.push_back(Column{f.name, *kind, {}, {}});
+  }
+  std::vector<std::size_t> csv_index;  // target -> field
+  const auto on_header = [&](const std::vector<std::string>& fields) -> Status {
+    for (const auto& t : targets) {
+      const auto& name = table.columns[t.column].name;
+      const auto it = std::find(fields.begin(), fields.end(), name);
+      if (it == fields.end()) return invalid_argument("the header has no column '" + name + "'");
+      csv_index.push_back(static_cast<std::size_t>(it - fields.begin()));
+    }
+    return {};
+  };
+  const auto on_row = [&](const std::vector<std::string>& fields) -> Status {
+    for (std::size_t k = 0; k < targets.size(); ++k) {
+      Column& c = table.columns[targets[k].column];
+      const std::string_view text = csv_index[k] < fields.size() ? std::string_view(fields[csv_index[k]]) : std::string_view();
+      if (c.kind == ColumnKind::kNumerical) c.numbers.push_back(parse_number(text));
+      else c.labels.push_back(label_of_text(text, targets[k].boolean));
+    }
+    ++table.rows;
+    return {};
+  };
+  const auto on_object = [&](const nlohmann::json& doc) -> Status {
     for (const auto& t : targets) {
       const nlohmann::json* v = &doc;
       for (const auto& tok : t.tokens) {
-        if (!v->is_object()) {
-          v = nullptr;
-          break;
-        }
-        const auto it = v->find(tok);
-        if (it == v->end()) {
+        const auto it = v->is_object() ? v->find(tok) : v->end();
+        if (!v->is_object() || it == v->end()) {
           v = nullptr;
           break;
         }
@@ -248,8 +268,9 @@ Result<Table> read_table(const std::filesystem::path& path, const Schema& schema
       }
     }
     ++table.rows;
-  }
-  if (std::ferror(file.get())) return data_loss("reading '" + path.string() + "' failed");
+    return {};
+  };
+  if (auto st = scan_file(path, limits, on_header, on_row, on_object); !st.ok()) return st;
   return table;
 }
 
@@ -302,43 +323,19 @@ Result<Schema> infer_schema(std::span<const std::filesystem::path> paths, const 
     const bool again = pass == 1;
     if (again && std::none_of(cols.begin(), cols.end(), [](const Seen& c) { return c.relabel && !c.numbers; })) break;
     for (const auto& path : paths) {
-      std::error_code ec;
-      if (!std::filesystem::is_regular_file(path, ec)) return not_found("cannot read '" + path.string() + "': no such file");
-      const auto size = std::filesystem::file_size(path, ec);
-      if (!ec && size > limits.max_bytes) {
-        return invalid_argument("'" + path.string() + "' is larger than " + std::to_string(limits.max_bytes) + " bytes");
-      }
-      std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
-      if (!file) return not_found("cannot read '" + path.string() + "': " + std::strerror(errno));
-      const auto ext = path.extension().string();
-      const bool csv = ext == ".csv" || ext == ".tsv";
-      LineReader reader(file.get(), limits.max_line_bytes);
-      std::string line;
-      std::vector<std::string> fields, header;
-      std::size_t line_no = 0;
-      const auto where = [&] { return path.filename().string() + ":" + std::to_string(line_no) + ": "; };
-      for (;;) {
-        const int got = reader.next(line);
-        if (got == 0) break;
-        ++line_no;
-        if (got < 0) return invalid_argument(where() + "line longer than " + std::to_string(limits.max_line_bytes) + " bytes");
-        if (line.find_first_not_of(" \t") == std::string::npos) continue;
-        if (csv) {
-          if (!split_csv_line(line, ext == ".tsv" ? '\t' : ',', fields)) return invalid_argument(where() + "unterminated quote");
-          if (header.empty()) {
-            header = fields;
-            for (const auto& h : header) column(h);
-            continue;
-          }
-          for (std::size_t i = 0; i < header.size() && i < fields.size(); ++i) {
-            see(column(header[i]), fields[i], !std::isnan(parse_number(fields[i])), false, max_categories, again);
-          }
-          continue;
+      std::vector<std::string> header;
+      const auto on_header = [&](const std::vector<std::string>& fields) -> Status {
+        header = fields;
+        for (const auto& h : header) column(h);
+        return {};
+      };
+      const auto on_row = [&](const std::vector<std::string>& fields) -> Status {
+        for (std::size_t i = 0; i < header.size() && i < fields.size(); ++i) {
+          see(column(header[i]), fields[i], !std::isnan(parse_number(fields[i])), false, max_categories, again);
         }
-        if (detail::json_too_deep(line, 64)) return invalid_argument(where() + "JSON nests deeper than 64 levels");
-        const auto doc = nlohmann::json::parse(line, nullptr, false);
-        if (doc.is_discarded()) return invalid_argument(where() + "not valid JSON");
-        if (!doc.is_object()) return invalid_argument(where() + "not a JSON object");
+        return {};
+      };
+      const auto on_object = [&](const nlohmann::json& doc) -> Status {
         for (const auto& item : doc.items()) {
           const auto& v = item.value();
           if (v.is_null() || v.is_object() || v.is_array()) {
@@ -348,7 +345,9 @@ Result<Schema> infer_schema(std::span<const std::filesystem::path> paths, const 
           const std::string text = v.is_string() ? v.get<std::string>() : v.dump();
           see(column(item.key()), text, v.is_number(), v.is_boolean(), max_categories, again);
         }
-      }
+        return {};
+      };
+      if (auto st = scan_file(path, limits, on_header, on_row, on_object); !st.ok()) return st;
     }
   }
   nlohmann::ordered_json props = nlohmann::ordered_json::object();

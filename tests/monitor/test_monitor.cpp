@@ -62,14 +62,26 @@ ember::ReferenceStats reference(const std::filesystem::path& dir, const ember::S
   return ember::describe_table(*table, {});
 }
 
+// A model directory in a temporary folder, its schema, and models that tell a monitor.
+struct Rig {
+  TempDir tmp;
+  std::filesystem::path dir = write_model(tmp.path() / "model");
+  ember::Schema schema = ember::Schema::load(dir / "schema.json").value();
+  std::unique_ptr<ember::Model> watched_by(const std::shared_ptr<ember::Monitor>& monitor, std::string version = {}) {
+    ember::ModelOptions options;
+    options.observers.push_back(monitor);
+    options.version = std::move(version);
+    auto model = ember::Model::load(dir, options);
+    REQUIRE(model.ok());
+    return std::move(*model);
+  }
+};
+
 }  // namespace
 
 TEST_CASE("drifted traffic through a deployment raises alerts for exactly the drifted features") {
-  TempDir tmp;
-  const auto dir = write_model(tmp.path() / "model");
-  auto schema = ember::Schema::load(dir / "schema.json");
-  REQUIRE(schema.ok());
-  auto registry = ember::Registry::init(tmp.path() / "registry");
+  Rig rig;
+  auto registry = ember::Registry::init(rig.tmp.path() / "registry");
   INFO(registry.status().to_string());
   REQUIRE(registry.ok());
   std::shared_ptr<ember::Registry> reg = std::move(*registry);
@@ -78,18 +90,18 @@ TEST_CASE("drifted traffic through a deployment raises alerts for exactly the dr
   std::mutex mu;
   ember::MonitorOptions mo;
   mo.model = "churn";
-  mo.reference = reference(tmp.path(), *schema);
+  mo.reference = reference(rig.tmp.path(), rig.schema);
   mo.window_rows = 2048;
   mo.registry = reg;
   mo.on_alert = [&](const ember::Alert& a) {
     std::lock_guard lock(mu);
     alerts.push_back(a);
   };
-  auto monitor = ember::Monitor::create(*schema, mo);
+  auto monitor = ember::Monitor::create(rig.schema, mo);
   REQUIRE(monitor.ok());
   ember::DeploymentOptions dopt;
   dopt.monitor = *monitor;
-  auto deployment = ember::Deployment::create(dir, dopt);
+  auto deployment = ember::Deployment::create(rig.dir, dopt);
   REQUIRE(deployment.ok());
 
   std::mt19937_64 rng(11);
@@ -148,31 +160,25 @@ TEST_CASE("drifted traffic through a deployment raises alerts for exactly the dr
 }
 
 TEST_CASE("an alert that lasts fires the retraining hook once, and the command") {
-  TempDir tmp;
-  const auto dir = write_model(tmp.path() / "model");
-  auto schema = ember::Schema::load(dir / "schema.json");
-  REQUIRE(schema.ok());
+  Rig rig;
   auto clock = std::make_shared<ember::ManualClock>();
   std::vector<ember::Alert> retrains;
   ember::MonitorOptions mo;
   mo.model = "churn";
-  mo.reference = reference(tmp.path(), *schema);
+  mo.reference = reference(rig.tmp.path(), rig.schema);
   mo.window_rows = 1024;
   mo.clock = clock;
   mo.retrain_after = std::chrono::minutes(10);
   mo.on_retrain = [&](const ember::Alert& a) { retrains.push_back(a); };
-  const auto marker = tmp.path() / "retrain.txt";
+  const auto marker = rig.tmp.path() / "retrain.txt";
   mo.retrain_command = "echo \"$EMBER_MODEL $EMBER_ALERT_KIND $EMBER_ALERT_SUBJECT\" >> '" + marker.string() + "'";
-  auto monitor = ember::Monitor::create(*schema, mo);
+  auto monitor = ember::Monitor::create(rig.schema, mo);
   REQUIRE(monitor.ok());
-  ember::ModelOptions options;
-  options.observers.push_back(*monitor);
-  auto model = ember::Model::load(dir, options);
-  REQUIRE(model.ok());
+  auto model = rig.watched_by(*monitor);
   std::mt19937_64 rng(5);
   ember::Prediction p;
   const auto window = [&](const Traffic& t) {
-    for (int i = 0; i < 1024; ++i) REQUIRE((*model)->predict(record(rng, t), p).ok());
+    for (int i = 0; i < 1024; ++i) REQUIRE(model->predict(record(rng, t), p).ok());
   };
   window({3.0, {0.5, 0.3, 0.2}});  // x2 drifts
   CHECK(retrains.empty());
@@ -195,29 +201,22 @@ TEST_CASE("an alert that lasts fires the retraining hook once, and the command")
 }
 
 TEST_CASE("outcomes are joined to predictions: accuracy, AUC and MAE per version, with a time to live") {
-  TempDir tmp;
-  const auto dir = write_model(tmp.path() / "model");
-  auto schema = ember::Schema::load(dir / "schema.json");
-  REQUIRE(schema.ok());
+  Rig rig;
   auto clock = std::make_shared<ember::ManualClock>();
   ember::MonitorOptions mo;
   mo.window_rows = 1 << 20;
   mo.clock = clock;
   mo.outcomes.enabled = true;
   mo.outcomes.ttl = std::chrono::seconds(60);
-  auto monitor = ember::Monitor::create(*schema, mo);
+  auto monitor = ember::Monitor::create(rig.schema, mo);
   REQUIRE(monitor.ok());
-  ember::ModelOptions options;
-  options.observers.push_back(*monitor);
-  options.version = "3";
-  auto model = ember::Model::load(dir, options);
-  REQUIRE(model.ok());
+  auto model = rig.watched_by(*monitor, "3");
 
   // output = 0.2 + 0.1 x1 (the rest are 0): predictions 0.2 + 0.1 k.
   std::vector<std::uint64_t> ids;
   std::vector<double> preds;
   for (int k = 0; k < 8; ++k) {
-    auto p = (*model)->predict(R"({"x1": )" + std::to_string(k) + R"(, "x2": 0, "x3": 0, "x4": 0, "plan": "basic"})");
+    auto p = model->predict(R"({"x1": )" + std::to_string(k) + R"(, "x2": 0, "x3": 0, "x4": 0, "plan": "basic"})");
     REQUIRE(p.ok());
     ids.push_back(p->request_id);
     preds.push_back(*p->value());
@@ -243,39 +242,33 @@ TEST_CASE("outcomes are joined to predictions: accuracy, AUC and MAE per version
   CHECK(stats[0].mae == Approx(mae / 8));
 
   // A prediction whose outcome comes after the time to live is dropped.
-  auto late = (*model)->predict(R"({"x1": 1, "x2": 0, "x3": 0, "x4": 0, "plan": "basic"})");
+  auto late = model->predict(R"({"x1": 1, "x2": 0, "x3": 0, "x4": 0, "plan": "basic"})");
   REQUIRE(late.ok());
   clock->advance(std::chrono::seconds(61));
   CHECK((*monitor)->record_outcome(late->request_id, 1).code() == ember::StatusCode::kNotFound);
 
   mo.outcomes.enabled = false;
-  auto off = ember::Monitor::create(*schema, mo);
+  auto off = ember::Monitor::create(rig.schema, mo);
   REQUIRE(off.ok());
   CHECK((*off)->record_outcome(1, 1).code() == ember::StatusCode::kFailedPrecondition);
 }
 
 TEST_CASE("the prediction log: invalid and flagged always, the rest sampled, personal fields redacted, rotated") {
-  TempDir tmp;
-  const auto dir = write_model(tmp.path() / "model");
-  auto schema = ember::Schema::load(dir / "schema.json");
-  REQUIRE(schema.ok());
-  const auto log = tmp.path() / "predictions.jsonl";
+  Rig rig;
+  const auto log = rig.tmp.path() / "predictions.jsonl";
   ember::MonitorOptions mo;
   mo.model = "churn";
   mo.log.path = log;
   mo.log.sample_rate = 0;
-  auto monitor = ember::Monitor::create(*schema, mo);
+  auto monitor = ember::Monitor::create(rig.schema, mo);
   REQUIRE(monitor.ok());
-  ember::ModelOptions options;
-  options.observers.push_back(*monitor);
-  auto model = ember::Model::load(dir, options);
-  REQUIRE(model.ok());
+  auto model = rig.watched_by(*monitor);
   ember::Prediction p;
   for (int i = 0; i < 50; ++i) {
-    REQUIRE((*model)->predict(R"({"x1": 1, "x2": 2, "x3": 3, "x4": 0.123456, "plan": "pro"})", p).ok());
+    REQUIRE(model->predict(R"({"x1": 1, "x2": 2, "x3": 3, "x4": 0.123456, "plan": "pro"})", p).ok());
   }
-  CHECK_FALSE((*model)->predict(R"({"x1": "one", "x2": 2, "x3": 3, "x4": 0.5, "plan": "pro"})", p).ok());
-  REQUIRE((*model)->predict(R"({"x1": 1, "x2": 2, "x3": 3, "x4": 99.5, "plan": "pro"})", p).ok());  // flagged: x4 out of range
+  CHECK_FALSE(model->predict(R"({"x1": "one", "x2": 2, "x3": 3, "x4": 0.5, "plan": "pro"})", p).ok());
+  REQUIRE(model->predict(R"({"x1": 1, "x2": 2, "x3": 3, "x4": 99.5, "plan": "pro"})", p).ok());  // flagged: x4 out of range
   REQUIRE((*monitor)->flush().ok());
   std::ifstream f(log);
   std::vector<std::string> lines;
@@ -289,19 +282,16 @@ TEST_CASE("the prediction log: invalid and flagged always, the rest sampled, per
   CHECK(lines[1].find(R"("flagged":["x4"])") != std::string::npos);
 
   // Every request sampled, into small files: rotated, at most max_files kept.
-  const auto log2 = tmp.path() / "all.jsonl";
+  const auto log2 = rig.tmp.path() / "all.jsonl";
   mo.log.path = log2;
   mo.log.sample_rate = 1;
   mo.log.max_file_bytes = 4096;
   mo.log.max_files = 2;
-  auto all = ember::Monitor::create(*schema, mo);
+  auto all = ember::Monitor::create(rig.schema, mo);
   REQUIRE(all.ok());
-  ember::ModelOptions o2;
-  o2.observers.push_back(*all);
-  auto m2 = ember::Model::load(dir, o2);
-  REQUIRE(m2.ok());
+  auto m2 = rig.watched_by(*all);
   for (int i = 0; i < 400; ++i) {
-    REQUIRE((*m2)->predict(R"({"x1": 1, "x2": 2, "x3": 3, "x4": 0.5, "plan": "pro"})", p).ok());
+    REQUIRE(m2->predict(R"({"x1": 1, "x2": 2, "x3": 3, "x4": 0.5, "plan": "pro"})", p).ok());
     if (i % 20 == 19) REQUIRE((*all)->flush().ok());
   }
   REQUIRE((*all)->flush().ok());
@@ -316,19 +306,16 @@ TEST_CASE("the prediction log: invalid and flagged always, the rest sampled, per
 }
 
 TEST_CASE("monitor options are checked") {
-  TempDir tmp;
-  const auto dir = write_model(tmp.path() / "model");
-  auto schema = ember::Schema::load(dir / "schema.json");
-  REQUIRE(schema.ok());
+  Rig rig;
   ember::MonitorOptions mo;
   mo.window_rows = 0;
-  CHECK(ember::Monitor::create(*schema, mo).status().code() == ember::StatusCode::kInvalidArgument);
+  CHECK(ember::Monitor::create(rig.schema, mo).status().code() == ember::StatusCode::kInvalidArgument);
   mo.window_rows = 10;
   mo.log.sample_rate = 1.5;
-  CHECK(ember::Monitor::create(*schema, mo).status().code() == ember::StatusCode::kInvalidArgument);
+  CHECK(ember::Monitor::create(rig.schema, mo).status().code() == ember::StatusCode::kInvalidArgument);
   mo.log.sample_rate = 0.5;
-  mo.log.path = tmp.path() / "no" / "such" / "dir" / "log.jsonl";
-  CHECK(ember::Monitor::create(*schema, mo).status().code() == ember::StatusCode::kInvalidArgument);
+  mo.log.path = rig.tmp.path() / "no" / "such" / "dir" / "log.jsonl";
+  CHECK(ember::Monitor::create(rig.schema, mo).status().code() == ember::StatusCode::kInvalidArgument);
   mo.log.path.clear();
   ember::ReferenceStats other;
   other.rows = 1;
@@ -336,27 +323,21 @@ TEST_CASE("monitor options are checked") {
   unrelated.name = "unrelated";
   other.features.push_back(unrelated);
   mo.reference = other;
-  CHECK(ember::Monitor::create(*schema, mo).status().code() == ember::StatusCode::kInvalidArgument);
+  CHECK(ember::Monitor::create(rig.schema, mo).status().code() == ember::StatusCode::kInvalidArgument);
 }
 
 TEST_CASE("windows close by time on poll(), with the clock injected") {
-  TempDir tmp;
-  const auto dir = write_model(tmp.path() / "model");
-  auto schema = ember::Schema::load(dir / "schema.json");
-  REQUIRE(schema.ok());
+  Rig rig;
   auto clock = std::make_shared<ember::ManualClock>();
   ember::MonitorOptions mo;
   mo.window_rows = 0;
   mo.window_time = std::chrono::seconds(10);
   mo.clock = clock;
-  auto monitor = ember::Monitor::create(*schema, mo);
+  auto monitor = ember::Monitor::create(rig.schema, mo);
   REQUIRE(monitor.ok());
-  ember::ModelOptions options;
-  options.observers.push_back(*monitor);
-  auto model = ember::Model::load(dir, options);
-  REQUIRE(model.ok());
+  auto model = rig.watched_by(*monitor);
   ember::Prediction p;
-  for (int i = 0; i < 5; ++i) REQUIRE((*model)->predict(R"({"x1": 1, "x2": 2, "x3": 3, "x4": 0.5, "plan": "pro"})", p).ok());
+  for (int i = 0; i < 5; ++i) REQUIRE(model->predict(R"({"x1": 1, "x2": 2, "x3": 3, "x4": 0.5, "plan": "pro"})", p).ok());
   (*monitor)->poll();
   CHECK((*monitor)->windows().empty());
   clock->advance(std::chrono::seconds(11));
@@ -370,26 +351,20 @@ TEST_CASE("windows close by time on poll(), with the clock injected") {
 }
 
 TEST_CASE("many request threads, windows evaluated on a pool, outcomes and reads at the same time") {
-  TempDir tmp;
-  const auto dir = write_model(tmp.path() / "model");
-  auto schema = ember::Schema::load(dir / "schema.json");
-  REQUIRE(schema.ok());
+  Rig rig;
   auto pool = ember::ThreadPool::create({});
   REQUIRE(pool.ok());
   ember::MonitorOptions mo;
-  mo.reference = reference(tmp.path(), *schema);
+  mo.reference = reference(rig.tmp.path(), rig.schema);
   mo.window_rows = 1000;
   mo.executor = *pool;
   mo.outcomes.enabled = true;
-  mo.log.path = tmp.path() / "log.jsonl";
+  mo.log.path = rig.tmp.path() / "log.jsonl";
   mo.log.sample_rate = 0.1;
   mo.log.max_file_bytes = 64 << 10;
-  auto monitor = ember::Monitor::create(*schema, mo);
+  auto monitor = ember::Monitor::create(rig.schema, mo);
   REQUIRE(monitor.ok());
-  ember::ModelOptions options;
-  options.observers.push_back(*monitor);
-  auto model = ember::Model::load(dir, options);
-  REQUIRE(model.ok());
+  auto model = rig.watched_by(*monitor);
   constexpr int kThreads = 4, kEach = 3000;
   std::atomic<std::uint64_t> last_id{0};
   std::vector<std::thread> threads;
@@ -398,7 +373,7 @@ TEST_CASE("many request threads, windows evaluated on a pool, outcomes and reads
       std::mt19937_64 rng(100 + t);
       ember::Prediction p;
       for (int i = 0; i < kEach; ++i) {
-        if ((*model)->predict(record(rng, {}), p).ok()) last_id.store(p.request_id);
+        if (model->predict(record(rng, {}), p).ok()) last_id.store(p.request_id);
       }
     });
   }
