@@ -165,35 +165,35 @@ struct MonitorImpl {
 void MonitorImpl::append(const RequestEvent& e) {
   const FeatureRow* row = e.features;
   const FeatureBatch* batch = e.batch_features;
-  if ((row == nullptr && batch == nullptr) || e.result == nullptr || !e.status.ok()) return;
-  const std::size_t rows = row ? 1 : batch->rows;
+  if (e.result == nullptr || !e.status.ok()) return;
+  // Rows: the record's, the batch's, or (execute() of a batcher: no features) the model input's.
+  std::size_t rows = 0;
+  if (row != nullptr) rows = 1;
+  else if (batch != nullptr) rows = batch->rows;
+  else if (e.model_input != nullptr && e.model_input->dim() > 0) rows = static_cast<std::size_t>(e.model_input->size(0));
   if (rows == 0) return;
   Stripe& s = stripes[thread_stripe()];
   s.lock.lock();
   Buffer& b = s.buffer;
   for (std::size_t r = 0; r < rows; ++r) {
+    if (row == nullptr && batch == nullptr) {
+      b.features.insert(b.features.end(), features.size(), kNaN);
+      continue;
+    }
     const double* values = row ? row->values.data() : batch->values.data() + r * batch->cols;
     for (const auto& f : features) b.features.push_back(values[f.index]);
   }
   const NamedTensors& outs = e.result->outputs;
-  for (const auto& o : outputs) {
-    const Tensor* t = outs.find(o.tensor);
-    const std::int64_t per_row = t && t->numel() > 0 ? t->numel() / static_cast<std::int64_t>(rows) : 0;
-    for (std::size_t r = 0; r < rows; ++r) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    for (const auto& o : outputs) {
+      const Tensor* t = outs.find(o.tensor);
+      const std::int64_t per_row = t && t->numel() > 0 ? t->numel() / static_cast<std::int64_t>(rows) : 0;
       double v = kNaN;
       if (t && static_cast<std::int64_t>(o.element) < per_row) {
         auto x = t->at(static_cast<std::size_t>(static_cast<std::int64_t>(r) * per_row) + o.element);
         if (x.ok()) v = *x;
       }
       b.outputs.push_back(v);
-    }
-  }
-  // outputs were appended column by column for this request: turn them into rows.
-  if (outputs.size() > 1 && rows > 1) {
-    const std::size_t base = b.outputs.size() - rows * outputs.size();
-    std::vector<double> tmp(b.outputs.begin() + static_cast<std::ptrdiff_t>(base), b.outputs.end());
-    for (std::size_t o = 0; o < outputs.size(); ++o) {
-      for (std::size_t r = 0; r < rows; ++r) b.outputs[base + r * outputs.size() + o] = tmp[o * rows + r];
     }
   }
   const Tensor* ct = outs.find(confidence_output);

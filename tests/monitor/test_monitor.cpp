@@ -391,3 +391,30 @@ TEST_CASE("many request threads, windows evaluated on a pool, outcomes and reads
   CHECK(rows == kThreads * kEach);  // every row in exactly one window (all kept: 12 <= 100)
   CHECK(counters.log_errors == 0);
 }
+
+TEST_CASE("with dynamic batching, the monitor still sees every row's outputs, stage and latency") {
+  Rig rig;
+  ember::MonitorOptions mo;
+  mo.reference = reference(rig.tmp.path(), rig.schema);
+  mo.window_rows = 1 << 20;
+  auto monitor = ember::Monitor::create(rig.schema, mo);
+  REQUIRE(monitor.ok());
+  ember::DeploymentOptions dopt;
+  dopt.monitor = *monitor;
+  dopt.batching.enabled = true;
+  dopt.batching.max_batch_rows = 8;
+  auto deployment = ember::Deployment::create(rig.dir, dopt);
+  REQUIRE(deployment.ok());
+  std::mt19937_64 rng(3);
+  ember::Prediction p;
+  for (int i = 0; i < 40; ++i) REQUIRE((*deployment)->predict(record(rng, {}), p, ember::RequestOptions{}).ok());
+  REQUIRE((*monitor)->flush().ok());
+  const auto windows = (*monitor)->windows();
+  REQUIRE(windows.size() == 1);
+  CHECK(windows[0].rows == 40);
+  CHECK(windows[0].served_by.at("linear") == 40);
+  // The features were prepared on the callers' threads, unobserved: nothing to compare.
+  REQUIRE(windows[0].drift.has_value());
+  CHECK(windows[0].drift->compared == 0);
+  CHECK_FALSE(windows[0].drift->dataset_drift);
+}
