@@ -71,6 +71,9 @@ std::shared_ptr<ember::ThreadPool> drift_pool();
 ember::Result<DriftInputs> load_drift_inputs(const std::string& schema, const std::string& bundle,
                                              const std::string& reference, const std::string& current);
 
+/// Registers "ember rollout ...".
+void add_rollout_commands(CLI::App& app, std::function<int()>& run);
+
 /// Registers "ember report".
 void add_report_command(CLI::App& app, std::function<int()>& run);
 

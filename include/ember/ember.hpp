@@ -17,6 +17,7 @@
 #include "ember/pipeline.hpp"
 #include "ember/registry.hpp"
 #include "ember/resilience.hpp"
+#include "ember/rollout.hpp"
 #include "ember/schema.hpp"
 #include "ember/status.hpp"
 #include "ember/tensor.hpp"
