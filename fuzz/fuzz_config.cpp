@@ -7,6 +7,7 @@
 //   4: parse_model_ref
 //   5: parse_reference (then written out and parsed again, and compared with a small
 //      table of current data)
+//   6: parse_rollout_plan (then written out and parsed again, and run on a few requests)
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -18,11 +19,12 @@
 #include "ember/linear.hpp"
 #include "ember/pipeline.hpp"
 #include "ember/registry.hpp"
+#include "ember/rollout.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
   const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
-  switch (data[0] % 6) {
+  switch (data[0] % 7) {
     case 0: {
       auto model = ember::LinearModel::parse(text);
       if (!model.ok() || model->input_width() > 4096) break;
@@ -54,6 +56,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     }
     case 4: (void)ember::parse_model_ref(text); break;
+    case 6: {
+      auto plan = ember::parse_rollout_plan(text);
+      if (!plan.ok()) break;
+      if (!ember::parse_rollout_plan(ember::rollout_plan_to_json(*plan)).ok()) __builtin_trap();
+      ember::CanaryAnalysis analysis(*plan, std::chrono::nanoseconds(0));
+      for (int i = 0; i < 64; ++i) {
+        ember::RolloutObservation o;
+        o.candidate = i % 2 == 0;
+        o.failed = i % 7 == 0;
+        o.output = i / 64.0;
+        o.control_output = 0.5;
+        o.outcome = i % 3 == 0 ? 1.0 : 0.0;
+        o.latency = std::chrono::microseconds(i);
+        analysis.observe(o, std::chrono::seconds(i));
+      }
+      break;
+    }
     default: {
       auto stats = ember::parse_reference(text);
       if (!stats.ok()) break;
