@@ -13,14 +13,42 @@
 
 namespace ember {
 
+namespace {
+
+// A uniform sample of at most kKept values of a stream (reservoir sampling with a
+// deterministic generator), and how many the stream held: a step of millions of
+// requests holds a bounded amount of memory.
+template <typename T>
+struct Reservoir {
+  static constexpr std::size_t kKept = 100000;
+  std::vector<T> kept;
+  std::uint64_t seen = 0;
+  void add(T value) {
+    ++seen;
+    if (kept.size() < kKept) {
+      kept.push_back(std::move(value));
+      return;
+    }
+    std::uint64_t x = seen * 0x9e3779b97f4a7c15ULL;  // splitmix64's finaliser
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    const std::uint64_t j = x % seen;
+    if (j < kKept) kept[j] = std::move(value);
+  }
+};
+
+}  // namespace
+
 // What the current step has seen.
 struct CanaryAnalysis::StepData {
   std::uint64_t candidate_requests = 0;  // valid ones
   std::uint64_t failed = 0, answered = 0, fallbacks = 0;
-  std::vector<std::int64_t> latency_ns;
-  std::vector<double> outputs, control_outputs;
-  std::vector<double> differences;  // |candidate - control| on records both answered
-  std::vector<std::pair<double, double>> outcomes;  // (prediction, outcome)
+  Reservoir<std::int64_t> latency_ns;
+  Reservoir<double> outputs;
+  std::vector<double> control_outputs;              // the last 20,000 across steps
+  Reservoir<double> differences;                     // |candidate - control| on records both answered
+  Reservoir<std::pair<double, double>> outcomes;     // (prediction, outcome)
 };
 
 CanaryAnalysis::CanaryAnalysis(RolloutPlan plan, std::chrono::nanoseconds now)
@@ -56,7 +84,10 @@ const RolloutStatus& CanaryAnalysis::observe(const RolloutObservation& o, std::c
   if (status_.state != RolloutState::kRunning || o.invalid) return status_;
   StepData& d = *data_;
   if (!o.candidate) {
-    if (o.output && std::isfinite(*o.output)) d.control_outputs.push_back(*o.output);
+    if (o.output && std::isfinite(*o.output)) {
+      d.control_outputs.push_back(*o.output);
+      if (d.control_outputs.size() > 40000) d.control_outputs.erase(d.control_outputs.begin(), d.control_outputs.end() - 20000);
+    }
     return tick(now);
   }
   ++d.candidate_requests;
@@ -65,15 +96,15 @@ const RolloutStatus& CanaryAnalysis::observe(const RolloutObservation& o, std::c
   } else {
     ++d.answered;
     d.fallbacks += o.fallback;
-    d.latency_ns.push_back(o.latency.count());
+    d.latency_ns.add(o.latency.count());
     if (o.output && std::isfinite(*o.output)) {
-      d.outputs.push_back(*o.output);
-      if (o.outcome && std::isfinite(*o.outcome)) d.outcomes.emplace_back(*o.output, *o.outcome);
+      d.outputs.add(*o.output);
+      if (o.outcome && std::isfinite(*o.outcome)) d.outcomes.add({*o.output, *o.outcome});
     }
   }
   // Disagreement: the same record answered by both arms.
   if (!o.failed && o.output && o.control_output && std::isfinite(*o.output) && std::isfinite(*o.control_output)) {
-    d.differences.push_back(std::fabs(*o.output - *o.control_output));
+    d.differences.add(std::fabs(*o.output - *o.control_output));
   }
   return tick(now);
 }
@@ -119,9 +150,9 @@ void CanaryAnalysis::evaluate(std::chrono::nanoseconds now, bool step_end_due) {
         if (r.samples > 0) value = static_cast<double>(d.fallbacks) / static_cast<double>(r.samples);
         break;
       case RolloutMetric::kP99LatencyMs: {
-        r.samples = d.latency_ns.size();
+        r.samples = d.latency_ns.seen;
         if (r.samples > 0) {
-          std::vector<std::int64_t> lat = d.latency_ns;
+          std::vector<std::int64_t> lat = d.latency_ns.kept;
           const auto k = static_cast<std::size_t>(std::ceil(0.99 * static_cast<double>(lat.size()))) - 1;
           std::nth_element(lat.begin(), lat.begin() + static_cast<std::ptrdiff_t>(k), lat.end());
           value = static_cast<double>(lat[k]) / 1e6;
@@ -129,16 +160,17 @@ void CanaryAnalysis::evaluate(std::chrono::nanoseconds now, bool step_end_due) {
         break;
       }
       case RolloutMetric::kDisagreement: {
-        r.samples = d.differences.size();
-        const auto differ = std::count_if(d.differences.begin(), d.differences.end(), [&](double x) { return x > c.tolerance; });
-        if (r.samples > 0) value = static_cast<double>(differ) / static_cast<double>(r.samples);
+        r.samples = d.differences.seen;
+        const auto& kept = d.differences.kept;
+        const auto differ = std::count_if(kept.begin(), kept.end(), [&](double x) { return x > c.tolerance; });
+        if (r.samples > 0) value = static_cast<double>(differ) / static_cast<double>(kept.size());
         break;
       }
       case RolloutMetric::kPredictionDrift: {
-        r.samples = std::min(d.outputs.size(), d.control_outputs.size());
+        r.samples = std::min<std::uint64_t>(d.outputs.seen, d.control_outputs.size());
         if (r.samples > 0) {
           std::uint64_t ignored = 0;
-          const auto a = detail::finite_sorted(d.outputs, ignored);
+          const auto a = detail::finite_sorted(d.outputs.kept, ignored);
           const auto b = detail::finite_sorted(d.control_outputs, ignored);
           double mean = 0, ss = 0;
           for (double x : b) mean += x;
@@ -149,9 +181,9 @@ void CanaryAnalysis::evaluate(std::chrono::nanoseconds now, bool step_end_due) {
         break;
       }
       case RolloutMetric::kOutcome: {
-        r.samples = d.outcomes.size();
+        r.samples = d.outcomes.seen;
         if (r.samples > 0) {
-          const auto s = outcome_stats("", d.outcomes);
+          const auto s = outcome_stats("", d.outcomes.kept);
           if (c.stat == "mae") value = s.mae;
           else if (s.accuracy) value = *s.accuracy;
         }
