@@ -22,4 +22,5 @@
 #include "ember/status.hpp"
 #include "ember/tensor.hpp"
 #include "ember/threads.hpp"
+#include "ember/traffic.hpp"
 #include "ember/version.hpp"

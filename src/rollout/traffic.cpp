@@ -1,0 +1,243 @@
+// TrafficSplit: sticky weighted arms, and a shadow fed from a bounded queue on an
+// executor, never waited for.
+#include "ember/traffic.hpp"
+
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <set>
+
+namespace ember {
+
+namespace detail {
+
+namespace {
+
+// A copy for the shadow: the record and the primary's outputs.
+struct ShadowItem {
+  std::string json;
+  std::vector<std::pair<std::string, std::vector<double>>> outputs;
+};
+
+constexpr std::int64_t kMaxComparedElements = 64;  // per output
+
+}  // namespace
+
+struct TrafficSplitImpl {
+  std::vector<SplitArm> arms;
+  std::atomic<std::shared_ptr<const WeightedRouter>> router;
+  std::mutex weights_mu;  // writers only
+  ShadowOptions shadow;
+  std::shared_ptr<TaskExecutor> executor;
+
+  mutable std::mutex queue_mu;
+  mutable std::condition_variable idle_cv;
+  std::deque<ShadowItem> queue;
+  bool draining = false;
+  ShadowStats stats;
+  std::map<std::string, std::pair<double, std::uint64_t>> diff_sums;  // output -> (sum, elements)
+
+  void enqueue(std::string_view json, const Prediction& p);
+  void drain();
+};
+
+void TrafficSplitImpl::enqueue(std::string_view json, const Prediction& p) {
+  ShadowItem item;
+  item.json.assign(json);
+  item.outputs.reserve(p.outputs.size());
+  for (const auto& e : p.outputs) {
+    std::vector<double> values;
+    const std::int64_t n = std::min(e.tensor.numel(), kMaxComparedElements);
+    values.reserve(static_cast<std::size_t>(n));
+    for (std::int64_t k = 0; k < n; ++k) {
+      auto v = e.tensor.at(static_cast<std::size_t>(k));
+      values.push_back(v.ok() ? *v : NAN);
+    }
+    item.outputs.emplace_back(e.name, std::move(values));
+  }
+  bool start = false;
+  {
+    std::lock_guard lock(queue_mu);
+    if (queue.size() >= shadow.max_queue) {
+      ++stats.dropped;
+      return;
+    }
+    queue.push_back(std::move(item));
+    ++stats.copied;
+    if (!draining) start = draining = true;
+  }
+  if (!start) return;
+  bool posted = false;
+  try {
+    posted = executor->post([this] { drain(); });
+  } catch (...) {
+    posted = false;
+  }
+  if (!posted) {  // refused: drop what is queued rather than work on the request thread
+    std::lock_guard lock(queue_mu);
+    stats.dropped += queue.size();
+    queue.clear();
+    draining = false;
+    idle_cv.notify_all();
+  }
+}
+
+void TrafficSplitImpl::drain() {
+  Prediction answer;
+  std::deque<ShadowItem> batch;
+  for (;;) {
+    {
+      // Everything queued is taken at once: the request threads meet this lock once
+      // per batch, not once per copy.
+      std::lock_guard lock(queue_mu);
+      if (queue.empty()) {
+        draining = false;
+        idle_cv.notify_all();
+        return;
+      }
+      batch.swap(queue);
+    }
+    ShadowStats delta;
+    std::map<std::string, std::pair<double, std::uint64_t>> sums;
+    for (const ShadowItem& item : batch) {
+      Status st;
+      try {
+        st = shadow.deployment->predict(item.json, answer);
+      } catch (...) {
+        st = internal_error("the shadow threw");
+      }
+      if (!st.ok()) {
+        ++delta.failed;
+        continue;
+      }
+      ++delta.answered;
+      ++delta.compared;
+      bool differ = false;
+      for (const auto& [name, primary] : item.outputs) {
+        const Tensor* t = answer.outputs.find(name);
+        if (t == nullptr) differ = true;
+        auto& [sum, n] = sums[name];
+        for (std::size_t k = 0; k < primary.size(); ++k) {
+          double v = NAN;
+          if (t != nullptr && static_cast<std::int64_t>(k) < t->numel()) {
+            auto x = t->at(k);
+            if (x.ok()) v = *x;
+          }
+          const double d = std::fabs(v - primary[k]);
+          if (!(d <= shadow.tolerance)) differ = true;  // NaN on either side disagrees
+          if (std::isfinite(d)) {
+            sum += d;
+            ++n;
+          }
+        }
+      }
+      delta.disagreed += differ;
+    }
+    batch.clear();
+    std::lock_guard lock(queue_mu);
+    stats.answered += delta.answered;
+    stats.failed += delta.failed;
+    stats.compared += delta.compared;
+    stats.disagreed += delta.disagreed;
+    for (const auto& [name, sum] : sums) {
+      diff_sums[name].first += sum.first;
+      diff_sums[name].second += sum.second;
+    }
+  }
+}
+
+}  // namespace detail
+
+Result<std::unique_ptr<TrafficSplit>> TrafficSplit::create(std::vector<SplitArm> arms, const TrafficSplitOptions& options) {
+  if (arms.empty()) return invalid_argument("traffic split: no arms");
+  std::set<std::string> names;
+  std::vector<double> weights;
+  for (std::size_t i = 0; i < arms.size(); ++i) {
+    if (!arms[i].deployment) return invalid_argument("traffic split: arm " + std::to_string(i) + " has no deployment");
+    if (arms[i].name.empty() || !names.insert(arms[i].name).second) {
+      return invalid_argument("traffic split: arm " + std::to_string(i) + " needs a name of its own");
+    }
+    weights.push_back(arms[i].weight);
+  }
+  auto router = WeightedRouter::create(weights);
+  if (!router.ok()) return router.status().with_context("traffic split");
+  auto impl = std::make_unique<detail::TrafficSplitImpl>();
+  impl->arms = std::move(arms);
+  impl->router.store(std::make_shared<const WeightedRouter>(std::move(*router)));
+  impl->shadow = options.shadow;
+  if (impl->shadow.deployment) {
+    impl->executor = options.executor;
+    if (!impl->executor) {
+      // One thread drains the queue; a second may start while the first is returning
+      // (a pool refuses a task only when all its threads are busy).
+      ThreadPoolOptions po;
+      po.threads = 1;
+      po.max_threads = 2;
+      auto pool = ThreadPool::create(po);
+      if (!pool.ok()) return pool.status();
+      impl->executor = *pool;
+    }
+  }
+  return std::unique_ptr<TrafficSplit>(new TrafficSplit(std::move(impl)));
+}
+
+TrafficSplit::TrafficSplit(std::unique_ptr<detail::TrafficSplitImpl> impl) : impl_(std::move(impl)) {}
+
+TrafficSplit::~TrafficSplit() {
+  std::unique_lock lock(impl_->queue_mu);
+  impl_->idle_cv.wait(lock, [&] { return !impl_->draining; });
+}
+
+Status TrafficSplit::predict(std::string_view json, std::string_view key, Prediction& prediction, std::size_t* arm,
+                             std::string_view force_arm) const {
+  std::size_t chosen = 0;
+  if (!force_arm.empty()) {
+    chosen = impl_->arms.size();
+    for (std::size_t i = 0; i < impl_->arms.size(); ++i) {
+      if (impl_->arms[i].name == force_arm) chosen = i;
+    }
+    if (chosen == impl_->arms.size()) return not_found("traffic split: no arm named '" + std::string(force_arm) + "'");
+  } else {
+    chosen = impl_->router.load(std::memory_order_acquire)->arm(key);
+  }
+  if (arm != nullptr) *arm = chosen;
+  const Status st = impl_->arms[chosen].deployment->predict(json, prediction);
+  if (st.ok() && impl_->shadow.deployment) impl_->enqueue(json, prediction);
+  return st;
+}
+
+std::size_t TrafficSplit::arm_of(std::string_view key) const { return impl_->router.load(std::memory_order_acquire)->arm(key); }
+
+Status TrafficSplit::set_weights(std::span<const double> weights) {
+  if (weights.size() != impl_->arms.size()) {
+    return invalid_argument("traffic split: " + std::to_string(weights.size()) + " weights for " +
+                            std::to_string(impl_->arms.size()) + " arms");
+  }
+  auto router = WeightedRouter::create(weights);
+  if (!router.ok()) return router.status().with_context("traffic split");
+  std::lock_guard lock(impl_->weights_mu);
+  impl_->router.store(std::make_shared<const WeightedRouter>(std::move(*router)), std::memory_order_release);
+  return {};
+}
+
+std::vector<double> TrafficSplit::weights() const { return impl_->router.load(std::memory_order_acquire)->weights(); }
+
+const std::vector<SplitArm>& TrafficSplit::arms() const noexcept { return impl_->arms; }
+
+ShadowStats TrafficSplit::shadow_stats() const {
+  std::lock_guard lock(impl_->queue_mu);
+  ShadowStats s = impl_->stats;
+  for (const auto& [name, sum] : impl_->diff_sums) {
+    s.mean_abs_diff[name] = sum.second ? sum.first / static_cast<double>(sum.second) : 0.0;
+  }
+  return s;
+}
+
+bool TrafficSplit::wait_for_shadow(std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(impl_->queue_mu);
+  return impl_->idle_cv.wait_for(lock, timeout, [&] { return !impl_->draining && impl_->queue.empty(); });
+}
+
+}  // namespace ember
