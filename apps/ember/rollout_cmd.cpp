@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -161,10 +162,88 @@ int cmd_replay(const ReplayArgs& args) {
   return std::cout ? 0 : 1;
 }
 
+struct AbArgs {
+  std::string outcomes;
+  std::string control;
+  double alpha = 0.05;
+  double effect = 0;
+  double power = 0.8;
+  bool json = false;
+};
+
+int cmd_ab(const AbArgs& args) {
+  std::ifstream in(args.outcomes, std::ios::binary);
+  if (!in) return fail(ember::not_found("cannot read '" + args.outcomes + "'"));
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<double>> values;
+  std::size_t line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    const auto where = args.outcomes + ":" + std::to_string(line_no) + ": ";
+    if (j.is_discarded() || !j.is_object() || !j.contains("arm") || !j["arm"].is_string() || !j.contains("outcome") ||
+        !j["outcome"].is_number() || !std::isfinite(j["outcome"].get<double>())) {
+      return fail(ember::invalid_argument(where + "expected {\"arm\": \"...\", \"outcome\": number}"));
+    }
+    const auto arm = j["arm"].get<std::string>();
+    if (!values.contains(arm)) order.push_back(arm);
+    values[arm].push_back(j["outcome"].get<double>());
+  }
+  if (order.size() < 2) return fail(ember::invalid_argument("an experiment needs outcomes of at least two arms"));
+  const std::string control = args.control.empty() ? order.front() : args.control;
+  if (!values.contains(control)) return fail(ember::not_found("no outcomes of the control arm '" + control + "'"));
+  bool binary = true;
+  for (const auto& [arm, v] : values) {
+    for (double x : v) binary = binary && (x == 0 || x == 1);
+  }
+  nlohmann::ordered_json out;
+  out["test"] = binary ? "two_proportion_z" : "welch_t";
+  out["control"] = control;
+  out["alpha"] = args.alpha;
+  const auto summary = [&](const std::vector<double>& v) {
+    const auto s = ember::describe_sample(v);
+    return nlohmann::ordered_json{{"n", s.n}, {"mean", s.mean}, {"variance", s.variance}};
+  };
+  for (const auto& arm : order) out["arms"][arm] = summary(values[arm]);
+  const auto proportion = [](const std::vector<double>& v) {
+    ember::ProportionSample p;
+    p.trials = v.size();
+    for (double x : v) p.successes += x == 1;
+    return p;
+  };
+  for (const auto& arm : order) {
+    if (arm == control) continue;
+    auto r = binary ? ember::proportions_z_test(proportion(values[control]), proportion(values[arm]), args.alpha)
+                    : ember::welch_t_test(ember::describe_sample(values[control]), ember::describe_sample(values[arm]), args.alpha);
+    if (!r.ok()) return fail(r.status().with_context("arm '" + arm + "'"));
+    out["comparisons"][arm] = {{"effect", r->effect}, {"statistic", r->statistic}, {"dof", r->dof},
+                               {"p_value", r->p_value}, {"ci", {r->ci_low, r->ci_high}}, {"significant", r->significant}};
+  }
+  if (args.effect != 0) {
+    const auto c = ember::describe_sample(values[control]);
+    auto n = binary ? ember::sample_size_proportions(c.mean, args.effect, args.alpha, args.power)
+                    : ember::sample_size_means(std::sqrt(c.variance), args.effect, args.alpha, args.power);
+    if (!n.ok()) return fail(n.status().with_context("--effect"));
+    out["sample_size_per_arm"] = *n;
+    out["power"] = args.power;
+    out["effect"] = args.effect;
+  }
+  if (!args.json) {
+    for (const auto& [arm, c] : out["comparisons"].items()) {
+      std::printf("%s vs %s: effect %+.6g (%.3g%% CI %.6g .. %.6g), p = %.4g: %s\n", arm.c_str(), control.c_str(),
+                  c["effect"].get<double>(), 100 * (1 - args.alpha), c["ci"][0].get<double>(), c["ci"][1].get<double>(),
+                  c["p_value"].get<double>(), c["significant"].get<bool>() ? "significant" : "not significant");
+    }
+  }
+  std::cout << out.dump() << "\n";
+  return std::cout ? 0 : 1;
+}
+
 }  // namespace
 
 void add_rollout_commands(CLI::App& app, std::function<int()>& run) {
-  CLI::App* rollout = app.add_subcommand("rollout", "Canary rollouts: replay recorded traffic through a plan.");
+  CLI::App* rollout = app.add_subcommand("rollout", "Canary rollouts: replay recorded traffic through a plan; A/B significance.");
   rollout->require_subcommand(1);
   auto a = std::make_shared<ReplayArgs>();
   CLI::App* replay = rollout->add_subcommand("replay", "Run recorded traffic through a canary plan on simulated time.");
@@ -187,6 +266,22 @@ void add_rollout_commands(CLI::App& app, std::function<int()>& run) {
   replay->add_option("--seed", a->seed, "Seed of the injected faults' draws");
   replay->add_flag("--json", a->json, "Print only the JSON result line");
   replay->callback([&run, a] { run = [a] { return cmd_replay(*a); }; });
+
+  auto ab = std::make_shared<AbArgs>();
+  CLI::App* abc = rollout->add_subcommand("ab", "Is an A/B arm better? Significance of outcomes per arm, and sample size.");
+  abc->footer(
+      "Each line of --outcomes is {\"arm\": \"b\", \"outcome\": x}. Outcomes all 0 or 1: the two-proportion\n"
+      "z-test (pooled); otherwise Welch's t-test; every arm against the control (the first arm seen,\n"
+      "or --control). With --effect, the sample size per arm needed to detect that change of the\n"
+      "control's rate or mean at --alpha with --power.\n"
+      "  ember rollout ab --outcomes outcomes.jsonl --effect 0.02 --json");
+  abc->add_option("--outcomes", ab->outcomes, "Outcomes per arm, JSON lines")->required();
+  abc->add_option("--control", ab->control, "The control arm (default: the first seen)");
+  abc->add_option("--alpha", ab->alpha, "Significance level")->check(CLI::Range(1e-9, 0.5));
+  abc->add_option("--effect", ab->effect, "A change to detect (absolute), for the sample size");
+  abc->add_option("--power", ab->power, "Power for the sample size")->check(CLI::Range(0.01, 0.999));
+  abc->add_flag("--json", ab->json, "Print only the JSON line");
+  abc->callback([&run, ab] { run = [ab] { return cmd_ab(*ab); }; });
 }
 
 }  // namespace ember_cli

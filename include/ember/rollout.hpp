@@ -175,4 +175,50 @@ class EMBER_API CanaryAnalysis {
 /// status as JSON: {"state", "step", "weight", "reason", "checks": [...], "arms": {...}}.
 EMBER_API std::string rollout_status_to_json(const RolloutStatus& status);
 
+// --- A/B experiments: significance and sample size ------------------------------------
+
+/// Successes out of trials (a conversion rate, an accuracy).
+struct ProportionSample {
+  std::uint64_t successes = 0;
+  std::uint64_t trials = 0;
+};
+/// A sample's mean, variance (ddof = 1) and size.
+struct MeanSample {
+  double mean = 0;
+  double variance = 0;
+  std::uint64_t n = 0;
+};
+EMBER_API MeanSample describe_sample(std::span<const double> values);
+
+/// A treatment against a control, two-sided.
+struct SignificanceResult {
+  double effect = 0;      ///< treatment - control (rate or mean)
+  double statistic = 0;   ///< z, or Welch's t
+  double dof = 0;         ///< Welch's degrees of freedom (0 for z)
+  double p_value = 1;
+  double ci_low = 0, ci_high = 0;  ///< the effect's (1 - alpha) confidence interval
+  bool significant = false;        ///< p_value < alpha
+};
+
+/// Two-proportion z-test with the pooled proportion (statsmodels' proportions_ztest);
+/// the interval is Wald's, unpooled. InvalidArgument for an empty arm, more successes
+/// than trials, alpha outside (0, 1).
+EMBER_API Result<SignificanceResult> proportions_z_test(const ProportionSample& control, const ProportionSample& treatment,
+                                                        double alpha = 0.05);
+/// Welch's t-test (scipy.stats.ttest_ind(equal_var=False)); the interval uses Welch's t.
+/// InvalidArgument for an arm of fewer than 2 values or no variance in both.
+EMBER_API Result<SignificanceResult> welch_t_test(const MeanSample& control, const MeanSample& treatment,
+                                                  double alpha = 0.05);
+/// Per arm, to detect an absolute change `effect` of a rate from `baseline` with a
+/// two-sided test at `alpha` and `power` (normal approximation: the pooled variance
+/// under no change, each arm's under the change).
+EMBER_API Result<std::uint64_t> sample_size_proportions(double baseline, double effect, double alpha = 0.05,
+                                                        double power = 0.8);
+/// Per arm, to detect a change `effect` of a mean whose standard deviation is `stddev`.
+EMBER_API Result<std::uint64_t> sample_size_means(double stddev, double effect, double alpha = 0.05, double power = 0.8);
+/// The standard normal quantile (scipy.stats.norm.ppf), |error| < 1e-12.
+EMBER_API double normal_quantile(double p);
+/// Student's t upper tail, P(T > t) with `dof` degrees of freedom (scipy.stats.t.sf).
+EMBER_API double student_t_sf(double t, double dof);
+
 }  // namespace ember
