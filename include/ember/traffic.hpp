@@ -42,8 +42,8 @@ struct ShadowOptions {
 struct TrafficSplitOptions {
   ShadowOptions shadow;
   /// Where the shadow answers copies (one task drains the queue at a time; when the
-  /// executor refuses it, the queued copies are dropped, counted). Null: a small
-  /// ThreadPool the split owns.
+  /// executor refuses it, the copies wait for the next request to post again, and a
+  /// full queue drops new ones). Null: a small ThreadPool the split owns.
   std::shared_ptr<TaskExecutor> executor;
 };
 

@@ -49,6 +49,8 @@ struct CanaryAnalysis::StepData {
   std::vector<double> control_outputs;              // the last 20,000 across steps
   Reservoir<double> differences;                     // |candidate - control| on records both answered
   Reservoir<std::pair<double, double>> outcomes;     // (prediction, outcome)
+  std::uint64_t evaluated_at = 0;  // candidate requests at the last evaluation
+  bool end_seen = false;           // the step's minimums were met at an evaluation
 };
 
 CanaryAnalysis::CanaryAnalysis(RolloutPlan plan, std::chrono::nanoseconds now)
@@ -111,11 +113,16 @@ const RolloutStatus& CanaryAnalysis::observe(const RolloutObservation& o, std::c
 
 const RolloutStatus& CanaryAnalysis::tick(std::chrono::nanoseconds now) {
   if (status_.state != RolloutState::kRunning) return status_;
-  const StepData& d = *data_;
+  StepData& d = *data_;
   const RolloutStep& step = plan_.steps[status_.step];
   const bool step_end_due = d.candidate_requests >= step.min_requests && now - status_.step_started >= step.min_duration;
-  const bool periodic = d.candidate_requests > 0 && d.candidate_requests % plan_.evaluate_every == 0;
-  if (periodic || step_end_due) evaluate(now, step_end_due);
+  // Every evaluate_every candidate requests, and as soon as the step's minimums are met:
+  // never on every request (an evaluation sorts the step's samples).
+  const bool periodic = d.candidate_requests >= d.evaluated_at + plan_.evaluate_every;
+  if (!periodic && !(step_end_due && !d.end_seen)) return status_;
+  d.evaluated_at = d.candidate_requests;
+  d.end_seen = d.end_seen || step_end_due;
+  evaluate(now, step_end_due);
   return status_;
 }
 

@@ -75,10 +75,8 @@ void TrafficSplitImpl::enqueue(std::string_view json, const Prediction& p) {
   } catch (...) {
     posted = false;
   }
-  if (!posted) {  // refused: drop what is queued rather than work on the request thread
+  if (!posted) {  // refused: the copies wait for the next request to post again
     std::lock_guard lock(queue_mu);
-    stats.dropped += queue.size();
-    queue.clear();
     draining = false;
     idle_cv.notify_all();
   }
@@ -170,11 +168,11 @@ Result<std::unique_ptr<TrafficSplit>> TrafficSplit::create(std::vector<SplitArm>
   if (impl->shadow.deployment) {
     impl->executor = options.executor;
     if (!impl->executor) {
-      // One thread drains the queue; a second may start while the first is returning
-      // (a pool refuses a task only when all its threads are busy).
+      // One task drains the queue at a time; more threads may start while one is
+      // returning (a pool refuses a task only when all its threads are busy).
       ThreadPoolOptions po;
       po.threads = 1;
-      po.max_threads = 2;
+      po.max_threads = 4;
       auto pool = ThreadPool::create(po);
       if (!pool.ok()) return pool.status();
       impl->executor = *pool;
