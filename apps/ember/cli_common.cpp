@@ -1,5 +1,7 @@
 #include "cli_common.hpp"
 
+#include "ember/fallback.hpp"
+
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
@@ -134,6 +136,19 @@ ember::Status write_file_atomically(const std::string& path, std::string_view te
   if (ec) {
     std::filesystem::remove(tmp, ec);
     return ember::invalid_argument("cannot write '" + path + "': " + ec.message());
+  }
+  return {};
+}
+
+ember::Status add_fault_rules(const std::vector<std::string>& specs, std::string_view option, ember::ModelOptions& options) {
+  for (const auto& spec : specs) {
+    const auto eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return ember::invalid_argument(std::string(option) + " '" + spec + "': expected STAGE=FAULT, e.g. primary=throw,p=0.3");
+    }
+    auto rule = ember::parse_fault_rule(std::string_view(spec).substr(eq + 1));
+    if (!rule.ok()) return rule.status().with_context(option);
+    options.inject[spec.substr(0, eq)].push_back(*rule);
   }
   return {};
 }

@@ -8,12 +8,15 @@
 #include <functional>
 #include <istream>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
 #include "ember/bundle.hpp"
 #include "ember/drift.hpp"
 #include "ember/log.hpp"
+#include "ember/model.hpp"
 #include "ember/status.hpp"
 
 namespace ember_cli {
@@ -46,6 +49,10 @@ ember::Result<std::istream*> open_input(const std::string& path, std::ifstream& 
 /// Writes `text` to `path` through a temporary file beside it, renamed into place: a
 /// reader never sees half a file. InvalidArgument naming the file when it cannot.
 ember::Status write_file_atomically(const std::string& path, std::string_view text);
+
+/// Adds fault rules given as STAGE=FAULT (ember predict --inject's form) to
+/// `options.inject`; InvalidArgument naming `option` for a malformed one.
+ember::Status add_fault_rules(const std::vector<std::string>& specs, std::string_view option, ember::ModelOptions& options);
 
 /// Who is acting: --actor, else $EMBER_ACTOR, else $USER, else "unknown".
 std::string actor_or_default(const std::string& actor);

@@ -69,15 +69,7 @@ int cmd_predict(const PredictArgs& args) {
   if (args.budget_ms >= 0) {
     options.budget = std::chrono::nanoseconds(static_cast<std::int64_t>(args.budget_ms * 1e6));
   }
-  for (const auto& spec : args.inject) {
-    const auto eq = spec.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      return fail(ember::invalid_argument("--inject '" + spec + "': expected STAGE=FAULT, e.g. primary=throw,p=0.3"));
-    }
-    auto rule = ember::parse_fault_rule(std::string_view(spec).substr(eq + 1));
-    if (!rule.ok()) return fail(rule.status().with_context("--inject"));
-    options.inject[spec.substr(0, eq)].push_back(*rule);
-  }
+  if (auto st = add_fault_rules(args.inject, "--inject", options); !st.ok()) return fail(st);
   std::shared_ptr<ember::Metrics> metrics = args.metrics_out.empty() ? nullptr : ember::Metrics::create();
   Result<std::unique_ptr<ember::Model>> model = ember::internal_error("not loaded");
   if (!args.registry.empty() && ember::parse_model_ref(args.model).ok() && !std::filesystem::is_directory(args.model)) {

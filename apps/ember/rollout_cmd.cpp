@@ -70,15 +70,7 @@ int cmd_replay(const ReplayArgs& args) {
   if (!control.ok()) return fail(control.status().with_context("--control"));
   ember::ModelOptions candidate_options;
   candidate_options.fault_seed = args.seed;
-  for (const auto& spec : args.candidate_inject) {
-    const auto eq = spec.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      return fail(ember::invalid_argument("--candidate-inject '" + spec + "': expected STAGE=FAULT"));
-    }
-    auto rule = ember::parse_fault_rule(std::string_view(spec).substr(eq + 1));
-    if (!rule.ok()) return fail(rule.status().with_context("--candidate-inject"));
-    candidate_options.inject[spec.substr(0, eq)].push_back(*rule);
-  }
+  if (auto st = add_fault_rules(args.candidate_inject, "--candidate-inject", candidate_options); !st.ok()) return fail(st);
   auto candidate = load(args.candidate, args, registry, candidate_options);
   if (!candidate.ok()) return fail(candidate.status().with_context("--candidate"));
   std::ifstream traffic(args.traffic, std::ios::binary);
