@@ -39,7 +39,17 @@ struct ShadowOptions {
   double tolerance = 0.05;
 };
 
+/// Records whose value at `pointer` equals `equals` go to `arm`, whatever the weights.
+struct Segment {
+  std::string pointer;  ///< JSON Pointer into the record: "/region", "/address/country"
+  std::string equals;   ///< a string's value, or a number's or boolean's JSON text ("5", "true")
+  std::string arm;      ///< the arm's name
+};
+
 struct TrafficSplitOptions {
+  /// Checked in order before the weights (a forced arm comes first); the first that
+  /// matches routes the record. Each costs a parse of the record.
+  std::vector<Segment> segments;
   ShadowOptions shadow;
   /// Where the shadow answers copies (one task drains the queue at a time; when the
   /// executor refuses it, the copies wait for the next request to post again, and a
@@ -70,15 +80,17 @@ struct TrafficSplitImpl;
 class EMBER_API TrafficSplit {
  public:
   /// InvalidArgument for no arms, an arm without a deployment, an empty or repeated
-  /// name, or weights WeightedRouter refuses.
+  /// name, weights WeightedRouter refuses, or a segment with a pointer that does not
+  /// start with '/' or an arm that does not exist.
   static Result<std::unique_ptr<TrafficSplit>> create(std::vector<SplitArm> arms, const TrafficSplitOptions& options);
   /// Waits for the shadow's queued copies to be answered.
   ~TrafficSplit();
   TrafficSplit(const TrafficSplit&) = delete;
   TrafficSplit& operator=(const TrafficSplit&) = delete;
 
-  /// Answers with the arm `key` falls in (or, when `force_arm` names an arm, that one:
-  /// a feature flag), through its Deployment::predict; `*arm` (when given) says which.
+  /// Answers with the arm `force_arm` names (a feature flag), else the first segment's
+  /// that matches, else the one `key` falls in, through its Deployment::predict; `*arm`
+  /// (when given) says which.
   /// An answered request is copied to the shadow. NotFound for an unknown `force_arm`.
   Status predict(std::string_view json, std::string_view key, Prediction& prediction, std::size_t* arm = nullptr,
                  std::string_view force_arm = {}) const;

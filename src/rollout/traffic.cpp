@@ -9,6 +9,10 @@
 #include <mutex>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
+#include "core/files.hpp"
+
 namespace ember {
 
 namespace detail {
@@ -27,6 +31,12 @@ constexpr std::int64_t kMaxComparedElements = 64;  // per output
 
 struct TrafficSplitImpl {
   std::vector<SplitArm> arms;
+  struct Rule {
+    std::vector<std::string> tokens;  // the pointer, unescaped
+    std::string equals;
+    std::size_t arm;
+  };
+  std::vector<Rule> segments;
   std::atomic<std::shared_ptr<const WeightedRouter>> router;
   std::mutex weights_mu;  // writers only
   ShadowOptions shadow;
@@ -42,6 +52,31 @@ struct TrafficSplitImpl {
   void enqueue(std::string_view json, const Prediction& p);
   void drain();
 };
+
+// The arm of the first segment the record matches, or arms.size().
+std::size_t segment_arm(const std::vector<TrafficSplitImpl::Rule>& rules, std::string_view json, std::size_t none) {
+  if (json.size() > (std::size_t{1} << 20) || detail::json_too_deep(json, 64)) return none;
+  const auto doc = nlohmann::json::parse(json, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) return none;
+  for (const auto& r : rules) {
+    const nlohmann::json* v = &doc;
+    for (const auto& t : r.tokens) {
+      if (!v->is_object()) {
+        v = nullptr;
+        break;
+      }
+      const auto it = v->find(t);
+      if (it == v->end()) {
+        v = nullptr;
+        break;
+      }
+      v = &*it;
+    }
+    if (v == nullptr || v->is_null() || v->is_object() || v->is_array()) continue;
+    if ((v->is_string() ? v->get_ref<const std::string&>() : v->dump()) == r.equals) return r.arm;
+  }
+  return none;
+}
 
 void TrafficSplitImpl::enqueue(std::string_view json, const Prediction& p) {
   ShadowItem item;
@@ -162,6 +197,32 @@ Result<std::unique_ptr<TrafficSplit>> TrafficSplit::create(std::vector<SplitArm>
   auto router = WeightedRouter::create(weights);
   if (!router.ok()) return router.status().with_context("traffic split");
   auto impl = std::make_unique<detail::TrafficSplitImpl>();
+  for (std::size_t i = 0; i < options.segments.size(); ++i) {
+    const auto& seg = options.segments[i];
+    const std::string field = "traffic split: segment " + std::to_string(i);
+    if (seg.pointer.empty() || seg.pointer.front() != '/') return invalid_argument(field + ": the pointer must start with '/'");
+    detail::TrafficSplitImpl::Rule rule;
+    rule.equals = seg.equals;
+    rule.arm = arms.size();
+    for (std::size_t a = 0; a < arms.size(); ++a) {
+      if (arms[a].name == seg.arm) rule.arm = a;
+    }
+    if (rule.arm == arms.size()) return invalid_argument(field + ": no arm named '" + seg.arm + "'");
+    for (std::size_t at = 1; at <= seg.pointer.size();) {
+      const std::size_t next = std::min(seg.pointer.find('/', at), seg.pointer.size());
+      std::string token;
+      for (std::size_t k = at; k < next; ++k) {
+        if (seg.pointer[k] == '~' && k + 1 < next) {
+          token += seg.pointer[++k] == '1' ? '/' : '~';
+        } else {
+          token += seg.pointer[k];
+        }
+      }
+      rule.tokens.push_back(std::move(token));
+      at = next + 1;
+    }
+    impl->segments.push_back(std::move(rule));
+  }
   impl->arms = std::move(arms);
   impl->router.store(std::make_shared<const WeightedRouter>(std::move(*router)));
   impl->shadow = options.shadow;
@@ -198,7 +259,9 @@ Status TrafficSplit::predict(std::string_view json, std::string_view key, Predic
     }
     if (chosen == impl_->arms.size()) return not_found("traffic split: no arm named '" + std::string(force_arm) + "'");
   } else {
-    chosen = impl_->router.load(std::memory_order_acquire)->arm(key);
+    chosen = impl_->segments.empty() ? impl_->arms.size()
+                                     : detail::segment_arm(impl_->segments, json, impl_->arms.size());
+    if (chosen == impl_->arms.size()) chosen = impl_->router.load(std::memory_order_acquire)->arm(key);
   }
   if (arm != nullptr) *arm = chosen;
   const Status st = impl_->arms[chosen].deployment->predict(json, prediction);

@@ -185,3 +185,31 @@ TEST_CASE("blue-green: all traffic switches at once and back while requests keep
   CHECK(failures == 0);
   CHECK(wrong == 0);
 }
+
+TEST_CASE("segments route by a value of the record before the weights; a forced arm comes first") {
+  TempDir tmp;
+  auto v1 = deploy(write_linear_model(tmp.path() / "v1", 1.0));
+  auto v2 = deploy(write_linear_model(tmp.path() / "v2", 3.0));
+  ember::TrafficSplitOptions options;
+  options.segments.push_back({"/b", "7", "candidate"});
+  auto split = ember::TrafficSplit::create({{"control", v1, 100}, {"candidate", v2, 0}}, options);
+  REQUIRE(split.ok());
+  ember::Prediction p;
+  std::size_t arm = 9;
+  REQUIRE((*split)->predict(record(1, 7), "anyone", p, &arm).ok());
+  CHECK(arm == 1);
+  CHECK(p.value().value() == Approx(17.5));
+  REQUIRE((*split)->predict(record(1, 6), "anyone", p, &arm).ok());
+  CHECK(arm == 0);
+  REQUIRE((*split)->predict(record(1, 7), "anyone", p, &arm, "control").ok());
+  CHECK(arm == 0);
+  CHECK_FALSE((*split)->predict("not json", "anyone", p, &arm).ok());  // routed by weight, refused by the arm
+  CHECK(arm == 0);
+
+  options.segments = {{"b", "7", "candidate"}};
+  CHECK(ember::TrafficSplit::create({{"control", v1, 100}, {"candidate", v2, 0}}, options).status().code() ==
+        ember::StatusCode::kInvalidArgument);
+  options.segments = {{"/b", "7", "nobody"}};
+  CHECK(ember::TrafficSplit::create({{"control", v1, 100}, {"candidate", v2, 0}}, options).status().code() ==
+        ember::StatusCode::kInvalidArgument);
+}
