@@ -7,6 +7,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -77,6 +78,8 @@ int cmd_replay(const ReplayArgs& args) {
   if (!traffic) return fail(ember::not_found("cannot read the traffic '" + args.traffic + "'"));
 
   ember::CanaryAnalysis analysis(*plan, std::chrono::nanoseconds(0));
+  std::optional<ember::WeightedRouter> router;
+  double router_weight = -1;
   std::int64_t t_ms = 0;
   std::size_t line_no = 0, lines = 0;
   ember::Prediction p, shadow;
@@ -105,13 +108,17 @@ int cmd_replay(const ReplayArgs& args) {
     }
     std::optional<double> outcome;
     if (auto o = j.find("outcome"); o != j.end() && o->is_number()) outcome = o->get<double>();
-    const auto& status = analysis.status();
-    // The candidate owns the top `weight` percent of the buckets (raising the weight moves
-    // keys only from the control to the candidate).
-    const bool to_candidate =
-        status.state == ember::RolloutState::kPromoted ||
-        (status.state == ember::RolloutState::kRunning &&
-         ember::rollout_bucket(key) >= static_cast<std::uint32_t>(std::llround((100.0 - status.weight) * 100)));
+    // Arms {control, candidate}: raising the candidate's weight moves keys only from the
+    // control. The router is rebuilt when a step changes the weight.
+    const double weight = analysis.status().weight;
+    if (weight != router_weight) {
+      const double weights[] = {100.0 - weight, weight};
+      auto r = ember::WeightedRouter::create(weights);
+      if (!r.ok()) return fail(r.status());
+      router = std::move(*r);
+      router_weight = weight;
+    }
+    const bool to_candidate = router->arm(key) == 1;
     const std::string record = j["record"].dump();
     const ember::Model& arm = to_candidate ? **candidate : **control;
     const Status st = arm.predict(record, p);

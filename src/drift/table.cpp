@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/files.hpp"
+#include "core/json_pointer.hpp"
 #include "ember/drift.hpp"
 
 namespace ember {
@@ -131,27 +132,6 @@ struct Target {
   std::vector<std::string> tokens;  // JSON Pointer, unescaped
 };
 
-std::vector<std::string> pointer_tokens(const std::string& pointer) {
-  std::vector<std::string> out;
-  std::size_t i = 1;
-  while (i <= pointer.size() && !pointer.empty()) {
-    const std::size_t j = pointer.find('/', i);
-    std::string tok = pointer.substr(i, j == std::string::npos ? std::string::npos : j - i);
-    std::string un;
-    for (std::size_t k = 0; k < tok.size(); ++k) {
-      if (tok[k] == '~' && k + 1 < tok.size()) {
-        un += tok[k + 1] == '1' ? '/' : '~';
-        ++k;
-      } else {
-        un += tok[k];
-      }
-    }
-    out.push_back(std::move(un));
-    if (j == std::string::npos) break;
-    i = j + 1;
-  }
-  return out;
-}
 
 // Reads `path` record by record: a CSV file (.csv, .tsv) as its header, then rows of
 // fields; anything else as JSON lines, each an object. Blank lines are skipped. An error
@@ -218,7 +198,7 @@ Result<Table> read_table(const std::filesystem::path& path, const Schema& schema
   for (const auto& f : schema.features()) {
     const auto kind = column_kind(f.kind);
     if (!kind) continue;
-    targets.push_back({table.columns.size(), f.kind == FeatureKind::kBoolean, pointer_tokens(f.pointer)});
+    targets.push_back({table.columns.size(), f.kind == FeatureKind::kBoolean, detail::json_pointer_tokens(f.pointer)});
     table.columns.push_back(Column{f.name, *kind, {}, {}});
   }
   std::vector<std::size_t> csv_index;  // target -> field
@@ -243,15 +223,7 @@ Result<Table> read_table(const std::filesystem::path& path, const Schema& schema
   };
   const auto on_object = [&](const nlohmann::json& doc) -> Status {
     for (const auto& t : targets) {
-      const nlohmann::json* v = &doc;
-      for (const auto& tok : t.tokens) {
-        const auto it = v->is_object() ? v->find(tok) : v->end();
-        if (!v->is_object() || it == v->end()) {
-          v = nullptr;
-          break;
-        }
-        v = &*it;
-      }
+      const nlohmann::json* v = detail::json_at(doc, t.tokens);
       Column& c = table.columns[t.column];
       if (c.kind == ColumnKind::kNumerical) {
         double x = kNaN;

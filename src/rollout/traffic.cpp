@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/files.hpp"
+#include "core/json_pointer.hpp"
 
 namespace ember {
 
@@ -59,19 +60,7 @@ std::size_t segment_arm(const std::vector<TrafficSplitImpl::Rule>& rules, std::s
   const auto doc = nlohmann::json::parse(json, nullptr, false);
   if (doc.is_discarded() || !doc.is_object()) return none;
   for (const auto& r : rules) {
-    const nlohmann::json* v = &doc;
-    for (const auto& t : r.tokens) {
-      if (!v->is_object()) {
-        v = nullptr;
-        break;
-      }
-      const auto it = v->find(t);
-      if (it == v->end()) {
-        v = nullptr;
-        break;
-      }
-      v = &*it;
-    }
+    const nlohmann::json* v = json_at(doc, r.tokens);
     if (v == nullptr || v->is_null() || v->is_object() || v->is_array()) continue;
     if ((v->is_string() ? v->get_ref<const std::string&>() : v->dump()) == r.equals) return r.arm;
   }
@@ -208,19 +197,7 @@ Result<std::unique_ptr<TrafficSplit>> TrafficSplit::create(std::vector<SplitArm>
       if (arms[a].name == seg.arm) rule.arm = a;
     }
     if (rule.arm == arms.size()) return invalid_argument(field + ": no arm named '" + seg.arm + "'");
-    for (std::size_t at = 1; at <= seg.pointer.size();) {
-      const std::size_t next = std::min(seg.pointer.find('/', at), seg.pointer.size());
-      std::string token;
-      for (std::size_t k = at; k < next; ++k) {
-        if (seg.pointer[k] == '~' && k + 1 < next) {
-          token += seg.pointer[++k] == '1' ? '/' : '~';
-        } else {
-          token += seg.pointer[k];
-        }
-      }
-      rule.tokens.push_back(std::move(token));
-      at = next + 1;
-    }
+    rule.tokens = detail::json_pointer_tokens(seg.pointer);
     impl->segments.push_back(std::move(rule));
   }
   impl->arms = std::move(arms);
