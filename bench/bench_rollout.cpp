@@ -2,7 +2,8 @@
 // falls in, and the canary analysis recording the request (anchor:
 // std::hash<std::string_view> of the same key, the cheapest hash a host would use);
 // and what a shadow costs the primary: TrafficSplit::predict with a shadow minus
-// without one, on a model without LibTorch (anchor: the split without a shadow).
+// without one, on a model without LibTorch (anchor: the split without a shadow); and
+// what a live rollout's controller adds to a request (anchor: the same split).
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -91,6 +92,58 @@ void BM_SplitPredictWithShadow(benchmark::State& state) {
       static_cast<double>(split->shadow_stats().dropped) / static_cast<double>(std::max<std::uint64_t>(split->shadow_stats().copied + split->shadow_stats().dropped, 1));
 }
 BENCHMARK(BM_SplitPredictWithShadow);
+
+// A live rollout: a RolloutController on a registry with a running rollout at 50 %,
+// routing, answering and telling the analysis (no copies to the control: what the
+// controller adds to a request; the anchor is BM_SplitPredict).
+std::unique_ptr<ember::RolloutController> live_rollout(std::size_t compare_queue) {
+  const auto root = std::filesystem::temp_directory_path() /
+                    ("ember-bench-rollout-registry-" + std::to_string(compare_queue));
+  std::filesystem::remove_all(root);
+  std::shared_ptr<ember::Registry> registry = ember::Registry::init(root / "reg").value();
+  for (const char* v : {"v1", "v2"}) {
+    ember::BundleCreateOptions bo;
+    bo.name = "bench";
+    (void)ember::create_bundle(linear_model(v), root / v, bo).value();
+    (void)registry->publish(root / v, "bench", "").value();
+  }
+  (void)registry->set_alias("bench", "production", 1, ember::Registry::kUnset, "bench", "").value();
+  (void)registry
+      ->start_rollout("bench", "production", 2,
+                      R"({"steps": [{"weight": 50, "min_requests": 1000000000}],
+                          "checks": [{"metric": "error_rate", "max": 0.5}, {"metric": "p99_latency_ms", "max": 100},
+                                     {"metric": "disagreement", "max": 0.5}],
+                          "evaluate_every": 1000000000})",
+                      "bench", "")
+      .value();
+  ember::RolloutControllerOptions o;
+  o.compare_queue = compare_queue;
+  return ember::RolloutController::create(registry, "bench@production", o).value();
+}
+
+void run_controller(benchmark::State& state, const ember::RolloutController& c) {
+  ember::Prediction p;
+  const std::string json = R"({"a": 1.5, "b": -2.25})";
+  // Keys on both arms, so both arms' paths are measured.
+  const std::string keys[] = {"user-1", "user-2", "user-3", "user-4", "user-5", "user-6", "user-7", "user-8"};
+  std::size_t i = 0;
+  for (auto _ : state) {
+    if (!c.predict(json, keys[i++ & 7], p).ok()) state.SkipWithError("predict failed");
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_ControllerPredict(benchmark::State& state) {
+  static auto c = live_rollout(0);
+  run_controller(state, *c);
+}
+BENCHMARK(BM_ControllerPredict);
+
+void BM_ControllerPredictComparing(benchmark::State& state) {
+  static auto c = live_rollout(1024);
+  run_controller(state, *c);
+}
+BENCHMARK(BM_ControllerPredictComparing);
 
 }  // namespace
 

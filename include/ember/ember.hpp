@@ -18,6 +18,7 @@
 #include "ember/registry.hpp"
 #include "ember/resilience.hpp"
 #include "ember/rollout.hpp"
+#include "ember/rollout_controller.hpp"
 #include "ember/schema.hpp"
 #include "ember/status.hpp"
 #include "ember/tensor.hpp"

@@ -116,6 +116,39 @@ struct AuditEntry {
   std::string hash;
 };
 
+/// A rollout of a candidate version onto name@alias, as the registry keeps it: a
+/// process that restarts mid-rollout resumes it from here, and `ember rollout` commands
+/// act on it from any process.
+struct RolloutRecord {
+  std::int64_t id = 0;
+  std::string name;
+  std::string alias;              ///< the alias the candidate takes over when promoted
+  std::int64_t control = 0;       ///< the version the alias held when the rollout started
+  std::int64_t candidate = 0;     ///< the version rolled out
+  std::string plan;               ///< the plan's JSON (rollout_plan_to_json)
+  std::string state;              ///< "running", "paused", "promoted" or "aborted"
+  std::int64_t step = 0;          ///< index into the plan's steps
+  std::int64_t step_started_us = 0;  ///< when the step (re)started, microseconds since the epoch
+  std::string reason;             ///< why the last change of state or step happened
+  std::string status = "{}";      ///< the controller's last analysis (rollout_status_to_json)
+  std::string actor;              ///< who started it
+  std::int64_t started_us = 0;
+  std::int64_t updated_us = 0;
+  /// Counts every change of state or step: a controller that acted on revision r sees a
+  /// host's command as a higher one.
+  std::int64_t revision = 0;
+  [[nodiscard]] bool active() const noexcept { return state == "running" || state == "paused"; }
+};
+
+/// What a host (or a controller's analysis) decides about a rollout.
+enum class RolloutCommand : std::uint8_t {
+  kPause,    ///< running -> paused; the weight stays
+  kResume,   ///< paused -> running; the step starts over
+  kAbort,    ///< running or paused -> aborted (the alias stays on, or goes back to, the
+             ///< control); promoted -> aborted moves the alias back to the control
+  kPromote,  ///< running or paused -> promoted: the alias moves to the candidate (policy applies)
+};
+
 struct CheckReport {
   std::vector<std::string> problems;  ///< empty when consistent
   std::size_t versions = 0;
@@ -220,6 +253,33 @@ class EMBER_API Registry {
   /// detail that is not a JSON object.
   Status record_event(std::string_view actor, std::string_view event, std::string_view subject,
                       std::string_view detail);
+
+  /// Starts rolling name/`candidate` out onto name@alias under `plan_json` (a rollout
+  /// plan, validated). The alias must be set (its version is the control) and may not be
+  /// the candidate; InvalidArgument for a bad plan, FailedPrecondition while another
+  /// rollout of name@alias is running or paused, PermissionDenied when the alias is
+  /// protected and the candidate could never be promoted. Audited ("rollout_start").
+  Result<RolloutRecord> start_rollout(std::string_view name, std::string_view alias, std::int64_t candidate,
+                                      std::string_view plan_json, std::string_view actor, std::string_view reason);
+  /// The latest rollout of name@alias (NotFound when there was none).
+  Result<RolloutRecord> rollout(std::string_view name, std::string_view alias);
+  /// Every rollout of `name` (every name when empty), oldest first.
+  Result<std::vector<RolloutRecord>> rollouts(std::string_view name);
+  /// Applies a command to the latest rollout of name@alias, in one transaction with the
+  /// alias move it implies; audited ("rollout_pause", "rollout_resume", "rollout_abort",
+  /// "rollout_promote"). FailedPrecondition when the state does not allow it; Aborted
+  /// when `expected_revision` (unless kAnyVersion) is not the rollout's revision.
+  /// `status_json`, when not empty, replaces the saved analysis.
+  Result<RolloutRecord> command_rollout(std::string_view name, std::string_view alias, RolloutCommand command,
+                                        std::string_view actor, std::string_view reason,
+                                        std::int64_t expected_revision = kAnyVersion, std::string_view status_json = {});
+  /// A controller's step change: the running rollout `id` moves to `step` (greater than
+  /// its step). Aborted when `expected_revision` is not its revision; FailedPrecondition
+  /// when it is not running. Audited ("rollout_step").
+  Result<RolloutRecord> advance_rollout(std::int64_t id, std::int64_t step, std::int64_t expected_revision,
+                                        std::string_view status_json, std::string_view actor, std::string_view reason);
+  /// Saves a controller's analysis of rollout `id` (no revision, no audit entry).
+  Status save_rollout_status(std::int64_t id, std::string_view status_json);
 
   /// The audit log, oldest first.
   Result<std::vector<AuditEntry>> audit();

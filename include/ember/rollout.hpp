@@ -152,6 +152,15 @@ class EMBER_API CanaryAnalysis {
   CanaryAnalysis(RolloutPlan plan, std::chrono::nanoseconds now);
   /// Records one request and re-evaluates when due. Returns the status after it.
   const RolloutStatus& observe(const RolloutObservation& o, std::chrono::nanoseconds now);
+  /// What arrives after the request: the control's answer to a record the candidate
+  /// answered (a shadow copy), and ground truth for a candidate's answer. Counted in
+  /// the current step.
+  const RolloutStatus& observe_comparison(double candidate_output, double control_output, std::chrono::nanoseconds now);
+  const RolloutStatus& observe_outcome(double candidate_output, double outcome, std::chrono::nanoseconds now);
+  /// Resumes a rollout a previous process kept (Registry::rollout): at `step`, in
+  /// `state`, the step begun at `step_started`. The step's evidence starts again (a
+  /// restart never passes a step on samples it no longer has); its time does not.
+  void restore(std::size_t step, RolloutState state, std::string reason, std::chrono::nanoseconds step_started);
   /// Re-evaluates at `now` without a request (time-held steps end without traffic).
   const RolloutStatus& tick(std::chrono::nanoseconds now);
   /// A host's decisions: pause and resume keep the step; abort and promote end it.

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -30,9 +31,22 @@ struct SplitArm {
   double weight = 0;
 };
 
+/// One copy the shadow answered: the first element of the primary's first output and
+/// the shadow's answer for it (NaN where it had none).
+struct ShadowComparison {
+  std::size_t arm = 0;  ///< the arm that answered the request
+  double primary = 0;
+  double shadow = 0;
+};
+
 struct ShadowOptions {
   /// Receives a copy of every answered request (null: no shadow).
   std::shared_ptr<const Deployment> deployment;
+  /// Only requests these arms answered are copied (empty: every arm's).
+  std::vector<std::string> copy_arms;
+  /// Called with the copies answered in one drain (each batch once), on the
+  /// executor's thread, after they were counted. Must not throw.
+  std::function<void(std::span<const ShadowComparison>)> on_compare;
   /// Copies waiting at most; more are dropped (counted), never waited for.
   std::size_t max_queue = 1024;
   /// Outputs further apart than this disagree.

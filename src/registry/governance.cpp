@@ -24,8 +24,11 @@ Status check_alias_change(std::string_view name, std::string_view alias, std::st
   return detail::check_actor(actor);
 }
 
-// The alias's version now (0 when unset).
-Result<std::int64_t> current_target(detail::Db& db, std::string_view name, std::string_view alias) {
+}  // namespace
+
+namespace detail {
+
+Result<std::int64_t> alias_target(Db& db, std::string_view name, std::string_view alias) {
   auto st = db.prepare("SELECT version FROM aliases WHERE name = ? AND alias = ?");
   if (!st.ok()) return st.status();
   st->bind(1, name).bind(2, alias);
@@ -34,12 +37,6 @@ Result<std::int64_t> current_target(detail::Db& db, std::string_view name, std::
   return *row ? st->int64(0) : std::int64_t{0};
 }
 
-}  // namespace
-
-namespace {
-
-// PermissionDenied naming the rule when `alias` is protected and name/version does not
-// meet it. Inside the write transaction.
 Status check_policy(Registry::Impl& impl, std::string_view name, std::string_view alias, std::int64_t version,
                     std::int64_t version_id) {
   auto& db = impl.db;
@@ -85,7 +82,6 @@ Status check_policy(Registry::Impl& impl, std::string_view name, std::string_vie
   return {};
 }
 
-// Moves the alias inside an open write transaction and records history and audit.
 Result<AliasEvent> move_alias(Registry::Impl& impl, std::string_view name, std::string_view alias, std::int64_t from,
                               std::int64_t to, std::string_view actor, std::string_view reason, std::string_view kind) {
   auto& db = impl.db;
@@ -115,7 +111,7 @@ Result<AliasEvent> move_alias(Registry::Impl& impl, std::string_view name, std::
   return e;
 }
 
-Result<std::int64_t> target_id(Registry::Impl& impl, std::string_view name, std::int64_t version) {
+Result<std::int64_t> aliasable_version_id(Registry::Impl& impl, std::string_view name, std::int64_t version) {
   auto st = impl.db.prepare("SELECT id, archived FROM versions WHERE name = ? AND version = ?");
   if (!st.ok()) return st.status();
   st->bind(1, name).bind(2, version);
@@ -128,14 +124,14 @@ Result<std::int64_t> target_id(Registry::Impl& impl, std::string_view name, std:
   return st->int64(0);
 }
 
-}  // namespace
+}  // namespace detail
 
 Result<AliasEvent> Registry::set_alias(std::string_view name, std::string_view alias, std::int64_t version,
                                        std::int64_t expected, std::string_view actor, std::string_view reason) {
   EMBER_RETURN_IF_ERROR(check_alias_change(name, alias, actor));
   if (version <= 0) return invalid_argument("a version is a positive integer");
   return impl_->write([&]() -> Result<AliasEvent> {
-    auto current = current_target(impl_->db, name, alias);
+    auto current = detail::alias_target(impl_->db, name, alias);
     if (!current.ok()) return current.status();
     if (expected != kAnyVersion && *current != expected) {
       return Status(StatusCode::kAborted,
@@ -145,10 +141,10 @@ Result<AliasEvent> Registry::set_alias(std::string_view name, std::string_view a
                         (expected == 0 ? std::string("nothing") : "version " + std::to_string(expected)) +
                         "; read it again and retry");
     }
-    auto id = target_id(*impl_, name, version);
+    auto id = detail::aliasable_version_id(*impl_, name, version);
     if (!id.ok()) return id.status();
-    EMBER_RETURN_IF_ERROR(check_policy(*impl_, name, alias, version, *id));
-    auto e = move_alias(*impl_, name, alias, *current, version, actor, reason, "set");
+    EMBER_RETURN_IF_ERROR(detail::check_policy(*impl_, name, alias, version, *id));
+    auto e = detail::move_alias(*impl_, name, alias, *current, version, actor, reason, "set");
     if (!e.ok()) return e.status();
     return e;
   });
@@ -158,7 +154,7 @@ Result<AliasEvent> Registry::rollback(std::string_view name, std::string_view al
                                       std::string_view reason) {
   EMBER_RETURN_IF_ERROR(check_alias_change(name, alias, actor));
   return impl_->write([&]() -> Result<AliasEvent> {
-    auto current = current_target(impl_->db, name, alias);
+    auto current = detail::alias_target(impl_->db, name, alias);
     if (!current.ok()) return current.status();
     if (*current == 0) return failed_precondition("alias " + alias_subject(name, alias) + " is not set");
     // The move that set the current target (a rollback's own move is skipped, so repeated
@@ -175,10 +171,10 @@ Result<AliasEvent> Registry::rollback(std::string_view name, std::string_view al
       return failed_precondition("alias " + alias_subject(name, alias) + " has no earlier target than version " +
                                  std::to_string(*current));
     }
-    auto id = target_id(*impl_, name, previous);
+    auto id = detail::aliasable_version_id(*impl_, name, previous);
     if (!id.ok()) return id.status().with_context("rollback of " + alias_subject(name, alias));
-    EMBER_RETURN_IF_ERROR(check_policy(*impl_, name, alias, previous, *id));
-    auto e = move_alias(*impl_, name, alias, *current, previous, actor, reason, "rollback");
+    EMBER_RETURN_IF_ERROR(detail::check_policy(*impl_, name, alias, previous, *id));
+    auto e = detail::move_alias(*impl_, name, alias, *current, previous, actor, reason, "rollback");
     if (!e.ok()) return e.status();
     return e;
   });
@@ -188,10 +184,10 @@ Result<AliasEvent> Registry::delete_alias(std::string_view name, std::string_vie
                                           std::string_view reason) {
   EMBER_RETURN_IF_ERROR(check_alias_change(name, alias, actor));
   return impl_->write([&]() -> Result<AliasEvent> {
-    auto current = current_target(impl_->db, name, alias);
+    auto current = detail::alias_target(impl_->db, name, alias);
     if (!current.ok()) return current.status();
     if (*current == 0) return not_found("alias " + alias_subject(name, alias) + " is not set");
-    auto e = move_alias(*impl_, name, alias, *current, 0, actor, reason, "delete");
+    auto e = detail::move_alias(*impl_, name, alias, *current, 0, actor, reason, "delete");
     if (!e.ok()) return e.status();
     return e;
   });

@@ -166,6 +166,18 @@ Status Registry::remove(std::string_view name, std::int64_t version, std::string
       return failed_precondition("model version " + detail::subject(name, version) + " is the target of alias(es) " +
                                  used->text(0) + "; move them first");
     }
+    auto rolling = impl_->db.prepare(
+        "SELECT id, alias FROM rollouts WHERE name = ?1 AND (control = ?2 OR candidate = ?2) AND state IN "
+        "('running', 'paused') LIMIT 1");
+    if (!rolling.ok()) return rolling.status();
+    rolling->bind(1, name).bind(2, version);
+    auto active = rolling->step();
+    if (!active.ok()) return active.status();
+    if (*active) {
+      return failed_precondition("model version " + detail::subject(name, version) + " is in rollout " +
+                                 std::to_string(rolling->int64(0)) + " of " + std::string(name) + "@" +
+                                 rolling->text(1) + "; promote or abort it first");
+    }
     auto st = impl_->db.prepare("DELETE FROM versions WHERE id = ?");
     if (!st.ok()) return st.status();
     st->bind(1, *id);

@@ -56,6 +56,12 @@ CREATE TABLE IF NOT EXISTS tags(
 CREATE TABLE IF NOT EXISTS audit(
   seq INTEGER PRIMARY KEY, at_us INTEGER NOT NULL, actor TEXT NOT NULL, event TEXT NOT NULL,
   subject TEXT NOT NULL, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rollouts(
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL, alias TEXT NOT NULL, control INTEGER NOT NULL,
+  candidate INTEGER NOT NULL, plan TEXT NOT NULL, state TEXT NOT NULL, step INTEGER NOT NULL,
+  step_started_us INTEGER NOT NULL, reason TEXT NOT NULL, status TEXT NOT NULL, actor TEXT NOT NULL,
+  started_us INTEGER NOT NULL, updated_us INTEGER NOT NULL, revision INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS rollouts_by_alias ON rollouts(name, alias, id);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
@@ -129,6 +135,22 @@ Result<std::unique_ptr<Registry::Impl>> open_impl(const fs::path& dir, const Reg
     }
     if (*has && check->text(0) != key_check) {
       return Status(StatusCode::kPermissionDenied, "the key given is not registry '" + dir.string() + "''s key");
+    }
+    // Registries made before rollouts were kept gain the table (same format: older
+    // readers ignore it).
+    bool present = false;
+    {
+      auto table = impl->db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rollouts'");
+      if (!table.ok()) return table.status();
+      auto found = table->step();
+      if (!found.ok()) return found.status();
+      present = *found;
+    }
+    if (!present) {
+      detail::WriteTxn txn(impl->db);
+      EMBER_RETURN_IF_ERROR(txn.begin());
+      EMBER_RETURN_IF_ERROR(impl->db.exec(kSchema));
+      EMBER_RETURN_IF_ERROR(txn.commit());
     }
   }
   return impl;

@@ -114,6 +114,19 @@ Result<FileStamp> stamp(const std::filesystem::path& path);
 /// true when every file still has the inode, size and modification time it was stamped with.
 bool unchanged(const std::vector<FileStamp>& stamps);
 
+/// The version name@alias holds now (0 when unset).
+Result<std::int64_t> alias_target(Db& db, std::string_view name, std::string_view alias);
+/// PermissionDenied naming the rule when `alias` is protected and name/version does not
+/// meet it. Inside the write transaction.
+Status check_policy(Registry::Impl& impl, std::string_view name, std::string_view alias, std::int64_t version,
+                    std::int64_t version_id);
+/// Moves the alias inside an open write transaction and records history and audit
+/// (`kind`: "set", "rollback" or "delete"; `to` 0 deletes it).
+Result<AliasEvent> move_alias(Registry::Impl& impl, std::string_view name, std::string_view alias, std::int64_t from,
+                              std::int64_t to, std::string_view actor, std::string_view reason, std::string_view kind);
+/// The row id of name/version: NotFound when absent, FailedPrecondition when archived.
+Result<std::int64_t> aliasable_version_id(Registry::Impl& impl, std::string_view name, std::int64_t version);
+
 std::string audit_hash(std::string_view prev, std::int64_t seq, std::int64_t at_us, std::string_view actor,
                        std::string_view event, std::string_view subject, std::string_view detail);
 

@@ -111,6 +111,33 @@ const RolloutStatus& CanaryAnalysis::observe(const RolloutObservation& o, std::c
   return tick(now);
 }
 
+const RolloutStatus& CanaryAnalysis::observe_comparison(double candidate_output, double control_output,
+                                                        std::chrono::nanoseconds now) {
+  if (status_.state != RolloutState::kRunning) return status_;
+  if (std::isfinite(candidate_output) && std::isfinite(control_output)) {
+    data_->differences.add(std::fabs(candidate_output - control_output));
+  }
+  return tick(now);
+}
+
+const RolloutStatus& CanaryAnalysis::observe_outcome(double candidate_output, double outcome,
+                                                     std::chrono::nanoseconds now) {
+  ++status_.candidate.outcomes;
+  if (status_.state != RolloutState::kRunning) return status_;
+  if (std::isfinite(candidate_output) && std::isfinite(outcome)) data_->outcomes.add({candidate_output, outcome});
+  return tick(now);
+}
+
+void CanaryAnalysis::restore(std::size_t step, RolloutState state, std::string reason,
+                             std::chrono::nanoseconds step_started) {
+  if (plan_.steps.empty()) return;
+  start_step(std::min(step, plan_.steps.size() - 1), step_started);
+  status_.state = state;
+  status_.reason = std::move(reason);
+  if (state == RolloutState::kAborted) status_.weight = 0;
+  if (state == RolloutState::kPromoted) status_.weight = 100;
+}
+
 const RolloutStatus& CanaryAnalysis::tick(std::chrono::nanoseconds now) {
   if (status_.state != RolloutState::kRunning) return status_;
   StepData& d = *data_;

@@ -22,6 +22,7 @@ namespace {
 
 // A copy for the shadow: the record and the primary's outputs.
 struct ShadowItem {
+  std::size_t arm = 0;
   std::string json;
   std::vector<std::pair<std::string, std::vector<double>>> outputs;
 };
@@ -41,6 +42,7 @@ struct TrafficSplitImpl {
   std::atomic<std::shared_ptr<const WeightedRouter>> router;
   std::mutex weights_mu;  // writers only
   ShadowOptions shadow;
+  std::vector<char> copied_arm;  // per arm: its answers go to the shadow
   std::shared_ptr<TaskExecutor> executor;
 
   mutable std::mutex queue_mu;
@@ -50,7 +52,7 @@ struct TrafficSplitImpl {
   ShadowStats stats;
   std::map<std::string, std::pair<double, std::uint64_t>> diff_sums;  // output -> (sum, elements)
 
-  void enqueue(std::string_view json, const Prediction& p);
+  void enqueue(std::size_t arm, std::string_view json, const Prediction& p);
   void drain();
 };
 
@@ -67,8 +69,9 @@ std::size_t segment_arm(const std::vector<TrafficSplitImpl::Rule>& rules, std::s
   return none;
 }
 
-void TrafficSplitImpl::enqueue(std::string_view json, const Prediction& p) {
+void TrafficSplitImpl::enqueue(std::size_t arm, std::string_view json, const Prediction& p) {
   ShadowItem item;
+  item.arm = arm;
   item.json.assign(json);
   item.outputs.reserve(p.outputs.size());
   for (const auto& e : p.outputs) {
@@ -109,6 +112,7 @@ void TrafficSplitImpl::enqueue(std::string_view json, const Prediction& p) {
 void TrafficSplitImpl::drain() {
   Prediction answer;
   std::deque<ShadowItem> batch;
+  std::vector<ShadowComparison> comparisons;
   for (;;) {
     {
       // Everything queued is taken at once: the request threads meet this lock once
@@ -137,6 +141,7 @@ void TrafficSplitImpl::drain() {
       ++delta.answered;
       ++delta.compared;
       bool differ = false;
+      ShadowComparison first{item.arm, NAN, NAN};
       for (const auto& [name, primary] : item.outputs) {
         const Tensor* t = answer.outputs.find(name);
         if (t == nullptr) differ = true;
@@ -147,6 +152,10 @@ void TrafficSplitImpl::drain() {
             auto x = t->at(k);
             if (x.ok()) v = *x;
           }
+          if (&primary == &item.outputs.front().second && k == 0) {
+            first.primary = primary[0];
+            first.shadow = v;
+          }
           const double d = std::fabs(v - primary[k]);
           if (!(d <= shadow.tolerance)) differ = true;  // NaN on either side disagrees
           if (std::isfinite(d)) {
@@ -156,17 +165,22 @@ void TrafficSplitImpl::drain() {
         }
       }
       delta.disagreed += differ;
+      if (shadow.on_compare) comparisons.push_back(first);
     }
     batch.clear();
-    std::lock_guard lock(queue_mu);
-    stats.answered += delta.answered;
-    stats.failed += delta.failed;
-    stats.compared += delta.compared;
-    stats.disagreed += delta.disagreed;
-    for (const auto& [name, sum] : sums) {
-      diff_sums[name].first += sum.first;
-      diff_sums[name].second += sum.second;
+    {
+      std::lock_guard lock(queue_mu);
+      stats.answered += delta.answered;
+      stats.failed += delta.failed;
+      stats.compared += delta.compared;
+      stats.disagreed += delta.disagreed;
+      for (const auto& [name, sum] : sums) {
+        diff_sums[name].first += sum.first;
+        diff_sums[name].second += sum.second;
+      }
     }
+    if (!comparisons.empty()) shadow.on_compare(comparisons);
+    comparisons.clear();
   }
 }
 
@@ -203,6 +217,13 @@ Result<std::unique_ptr<TrafficSplit>> TrafficSplit::create(std::vector<SplitArm>
   impl->arms = std::move(arms);
   impl->router.store(std::make_shared<const WeightedRouter>(std::move(*router)));
   impl->shadow = options.shadow;
+  impl->copied_arm.assign(impl->arms.size(), impl->shadow.copy_arms.empty() ? 1 : 0);
+  for (const auto& name : impl->shadow.copy_arms) {
+    std::size_t a = 0;
+    while (a < impl->arms.size() && impl->arms[a].name != name) ++a;
+    if (a == impl->arms.size()) return invalid_argument("traffic split: the shadow copies an arm named '" + name + "', which does not exist");
+    impl->copied_arm[a] = 1;
+  }
   if (impl->shadow.deployment) {
     impl->executor = options.executor;
     if (!impl->executor) {
@@ -242,7 +263,7 @@ Status TrafficSplit::predict(std::string_view json, std::string_view key, Predic
   }
   if (arm != nullptr) *arm = chosen;
   const Status st = impl_->arms[chosen].deployment->predict(json, prediction);
-  if (st.ok() && impl_->shadow.deployment) impl_->enqueue(json, prediction);
+  if (st.ok() && impl_->shadow.deployment && impl_->copied_arm[chosen]) impl_->enqueue(chosen, json, prediction);
   return st;
 }
 

@@ -465,3 +465,21 @@ TEST_CASE("registry: an encrypted registry stores no plaintext, loads with its k
   REQUIRE(Registry::init(t / "plain").ok());
   CHECK(Registry::open(t / "plain", o).status().code() == StatusCode::kInvalidArgument);
 }
+
+TEST_CASE("registry: one made before rollouts were kept gains their table when opened") {
+  TempDir t;
+  {
+    auto r = make_registry(t);
+    REQUIRE(r->publish(bundle(t, "churn", 1, "a"), "alice", "").ok());
+  }
+  sql(t / "reg" / "registry.db", "DROP TABLE rollouts");
+  auto r = Registry::open(t / "reg");
+  REQUIRE(r.ok());
+  CHECK((*r)->rollout("churn", "production").status().code() == StatusCode::kNotFound);
+  auto all = (*r)->rollouts("");
+  REQUIRE(all.ok());
+  CHECK(all->empty());
+  auto check = (*r)->check(false);
+  REQUIRE(check.ok());
+  CHECK(check->ok());
+}

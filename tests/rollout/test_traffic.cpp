@@ -7,6 +7,7 @@
 #include <cmath>
 #include <functional>
 #include <mutex>
+#include <span>
 #include <thread>
 
 #include "ember/ember.hpp"
@@ -212,4 +213,44 @@ TEST_CASE("segments route by a value of the record before the weights; a forced 
   options.segments = {{"/b", "7", "nobody"}};
   CHECK(ember::TrafficSplit::create({{"control", v1, 100}, {"candidate", v2, 0}}, options).status().code() ==
         ember::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("a shadow can copy only some arms' answers and hands each comparison to the host") {
+  TempDir tmp;
+  auto v1 = deploy(write_linear_model(tmp.path() / "v1", 1.0));  // a + 2b + 0.5
+  auto v3 = deploy(write_linear_model(tmp.path() / "v3", 3.0));  // 3a + 2b + 0.5
+  std::mutex mu;
+  std::vector<ember::ShadowComparison> seen;
+  ember::TrafficSplitOptions o;
+  o.shadow.deployment = v1;
+  o.shadow.copy_arms = {"candidate"};
+  o.shadow.on_compare = [&](std::span<const ember::ShadowComparison> batch) {
+    std::lock_guard lock(mu);
+    seen.insert(seen.end(), batch.begin(), batch.end());
+  };
+  auto split = ember::TrafficSplit::create({{"control", v1, 50}, {"candidate", v3, 50}}, o);
+  REQUIRE(split.ok());
+  ember::Prediction p;
+  std::size_t arm = 0, on_candidate = 0;
+  for (int i = 0; i < 400; ++i) {
+    REQUIRE((*split)->predict(record(i % 7, 1), "user-" + std::to_string(i), p, &arm).ok());
+    on_candidate += arm;
+    if (i % 50 == 0) REQUIRE((*split)->wait_for_shadow(std::chrono::seconds(30)));
+  }
+  REQUIRE((*split)->wait_for_shadow(std::chrono::seconds(30)));
+  const auto stats = (*split)->shadow_stats();
+  CHECK(stats.copied + stats.dropped == on_candidate);
+  std::lock_guard lock(mu);
+  CHECK(seen.size() == stats.answered);
+  CHECK(seen.size() > 100);
+  for (const auto& c : seen) {
+    CHECK(c.arm == 1);
+    // The candidate answered 3a + 2 + 0.5, the control a + 2 + 0.5: 2a apart, a = (primary - 2.5) / 3.
+    const double a = (c.primary - 2.5) / 3.0;
+    CHECK(c.shadow == Approx(a + 2.5));
+  }
+  ember::TrafficSplitOptions bad;
+  bad.shadow.deployment = v1;
+  bad.shadow.copy_arms = {"nobody"};
+  CHECK(ember::TrafficSplit::create({{"control", v1, 100}}, bad).status().code() == ember::StatusCode::kInvalidArgument);
 }
