@@ -38,5 +38,7 @@ std::int64_t parse_version(const std::string& text);
 
 /// alias, rollback, history, approve, archive, delete, sign, tag, policy.
 void add_registry_alias_commands(CLI::App* reg, std::function<int()>& run);
+/// ember rollout start, status, pause, resume, abort, promote.
+void add_rollout_registry_commands(CLI::App* rollout, std::function<int()>& run);
 
 }  // namespace ember_cli

@@ -14,6 +14,8 @@
 
 #include "cli_common.hpp"
 #include "ember/ember.hpp"
+#include "registry_cmd.hpp"
+#include "traffic_lines.hpp"
 
 namespace ember_cli {
 
@@ -74,40 +76,29 @@ int cmd_replay(const ReplayArgs& args) {
   if (auto st = add_fault_rules(args.candidate_inject, "--candidate-inject", candidate_options); !st.ok()) return fail(st);
   auto candidate = load(args.candidate, args, registry, candidate_options);
   if (!candidate.ok()) return fail(candidate.status().with_context("--candidate"));
-  std::ifstream traffic(args.traffic, std::ios::binary);
-  if (!traffic) return fail(ember::not_found("cannot read the traffic '" + args.traffic + "'"));
+  TrafficReader traffic;
+  if (auto st = traffic.open(args.traffic); !st.ok()) return fail(st);
 
   ember::CanaryAnalysis analysis(*plan, std::chrono::nanoseconds(0));
   std::optional<ember::WeightedRouter> router;
   double router_weight = -1;
   std::int64_t t_ms = 0;
-  std::size_t line_no = 0, lines = 0;
   ember::Prediction p, shadow;
-  for (std::string line; std::getline(traffic, line);) {
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    if (line.size() > (std::size_t{1} << 20)) {
-      return fail(ember::invalid_argument(args.traffic + ":" + std::to_string(line_no) + ": line longer than 1 MiB"));
-    }
-    const auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("record") || !j["record"].is_object()) {
-      return fail(ember::invalid_argument(args.traffic + ":" + std::to_string(line_no) +
-                                          ": expected {\"record\": {...}, \"key\": ..., \"outcome\": ..., \"t_ms\": ...}"));
-    }
-    ++lines;
-    std::string key = std::to_string(line_no);
-    if (auto k = j.find("key"); k != j.end() && !k->is_null()) key = k->is_string() ? k->get<std::string>() : k->dump();
-    if (auto t = j.find("t_ms"); t != j.end() && t->is_number()) {
-      const double v = t->get<double>();
+  TrafficLine line;
+  for (;;) {
+    auto more = traffic.next(line);
+    if (!more.ok()) return fail(more.status());
+    if (!*more) break;
+    if (line.t_ms) {
+      const double v = *line.t_ms;
       if (!std::isfinite(v) || v < static_cast<double>(t_ms)) {
-        return fail(ember::invalid_argument(args.traffic + ":" + std::to_string(line_no) + ": t_ms goes backwards or is not finite"));
+        return fail(ember::invalid_argument(args.traffic + ":" + std::to_string(line.line_no) +
+                                            ": t_ms goes backwards or is not finite"));
       }
       t_ms = static_cast<std::int64_t>(v);
     } else {
       t_ms += 1;  // no times recorded: one request per simulated millisecond
     }
-    std::optional<double> outcome;
-    if (auto o = j.find("outcome"); o != j.end() && o->is_number()) outcome = o->get<double>();
     // Arms {control, candidate}: raising the candidate's weight moves keys only from the
     // control. The router is rebuilt when a step changes the weight.
     const double weight = analysis.status().weight;
@@ -118,23 +109,16 @@ int cmd_replay(const ReplayArgs& args) {
       router = std::move(*r);
       router_weight = weight;
     }
-    const bool to_candidate = router->arm(key) == 1;
-    const std::string record = j["record"].dump();
+    const bool to_candidate = router->arm(line.key) == 1;
+    const std::string& record = line.record;
     const ember::Model& arm = to_candidate ? **candidate : **control;
     const Status st = arm.predict(record, p);
-    ember::RolloutObservation o;
-    o.candidate = to_candidate;
-    o.invalid = st.code() == ember::StatusCode::kInvalidArgument && !p.validation.ok();
-    o.failed = !st.ok() && !o.invalid;
-    o.fallback = st.ok() && !p.skipped.empty();
-    o.latency = p.latency;
-    if (st.ok()) o.output = first_output(p);
-    o.outcome = outcome;
+    ember::RolloutObservation o = ember::rollout_observation(to_candidate, st, p);
+    o.outcome = line.outcome;
     if (to_candidate && st.ok() && (*control)->predict(record, shadow).ok()) o.control_output = first_output(shadow);
     analysis.observe(o, std::chrono::milliseconds(t_ms));
     if (analysis.status().state != ember::RolloutState::kRunning) break;
   }
-  if (traffic.bad()) return fail(ember::data_loss("error reading '" + args.traffic + "'"));
   auto status = analysis.status();
   if (status.state == ember::RolloutState::kRunning) {
     analysis.pause("the traffic ended at step " + std::to_string(status.step + 1) + " before a decision");
@@ -148,7 +132,7 @@ int cmd_replay(const ReplayArgs& args) {
   result["reason"] = status.reason;
   result["arms"] = out["arms"];
   result["checks"] = out["checks"];
-  result["traffic_lines"] = lines;
+  result["traffic_lines"] = traffic.requests();
   result["simulated_ms"] = t_ms;
   if (!args.json) {
     std::printf("decision: %s at step %zu of %zu (%s)\n", std::string(ember::rollout_state_name(status.state)).c_str(),
@@ -242,8 +226,10 @@ int cmd_ab(const AbArgs& args) {
 }  // namespace
 
 void add_rollout_commands(CLI::App& app, std::function<int()>& run) {
-  CLI::App* rollout = app.add_subcommand("rollout", "Canary rollouts: replay recorded traffic through a plan; A/B significance.");
+  CLI::App* rollout = app.add_subcommand(
+      "rollout", "Canary rollouts on a registry (start, status, pause, resume, abort, promote), offline replay, A/B significance.");
   rollout->require_subcommand(1);
+  add_rollout_registry_commands(rollout, run);
   auto a = std::make_shared<ReplayArgs>();
   CLI::App* replay = rollout->add_subcommand("replay", "Run recorded traffic through a canary plan on simulated time.");
   replay->footer(
