@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -476,4 +477,28 @@ TEST_CASE("controller: a candidate whose files were damaged leaves the alias ser
     CHECK(p.model_version == std::to_string(v1));
   }
   CHECK(c->sync().code() == StatusCode::kDataLoss);
+}
+
+TEST_CASE("controller: blue-green through the alias switches every request at once, and back, audited") {
+  Fixture f;
+  const auto [v1, v2] = f.production_and_candidate(3.0, false);
+  auto c = controller(f);
+  ember::Prediction p;
+  auto versions = [&] {
+    std::set<std::string> seen;
+    for (int i = 0; i < 300; ++i) {
+      REQUIRE(c->predict(record(i), "user-" + std::to_string(i), p).ok());
+      seen.insert(p.model_version);
+    }
+    return seen;
+  };
+  CHECK(versions() == std::set<std::string>{std::to_string(v1)});
+  REQUIRE(f.registry->set_alias("churn", "production", v2, v1, "oncall", "green").ok());
+  REQUIRE(c->sync().ok());
+  CHECK(versions() == std::set<std::string>{std::to_string(v2)});
+  REQUIRE(f.registry->rollback("churn", "production", "oncall", "back to blue").ok());
+  REQUIRE(c->sync().ok());
+  CHECK(versions() == std::set<std::string>{std::to_string(v1)});
+  CHECK(audit_events(*f.registry, "alias").size() == 2);
+  CHECK(audit_events(*f.registry, "rollback").size() == 1);
 }
