@@ -1,11 +1,72 @@
-"""ember's pure-Python helpers: `ember.export_bundle` writes a trained model as a bundle
-(schema, fitted preprocessing, TorchScript model, fallbacks, manifest with lineage and
-checksums) that ember's C++ library and registry load; `ember.sklearn` exports fitted
-scikit-learn preprocessing to the pipeline.json that ember's Pipeline loads;
+"""ember from Python.
+
+With the extension built (`pip install --no-build-isolation .`): `ember.Model` loads a
+model directory, a bundle or a registry reference and predicts for dicts, JSON text,
+pandas rows and frames and dicts of numpy columns, with outputs as numpy arrays that
+share ember's memory; `ember.Registry` is the model registry; errors are the classes of
+`ember.errors`.
+
+Pure Python, always there: `ember.export_bundle` writes a trained model as a bundle;
+`ember.sklearn` exports fitted scikit-learn preprocessing to pipeline.json;
 `ember.reference` computes the reference statistics drift is measured against."""
+
+from __future__ import annotations
+
+import os as _os
 
 __version__ = "0.1.0"
 
 from ember.bundle import BundleError, export_bundle  # noqa: E402
+from ember.errors import (  # noqa: E402
+    Aborted, AlreadyExists, Cancelled, DataLoss, DeadlineExceeded, Error, FailedPrecondition, Internal,
+    InvalidArgument, NotFound, OutOfRange, PermissionDenied, ResourceExhausted, Unavailable, Unimplemented,
+    Unknown)
 
-__all__ = ["BundleError", "__version__", "export_bundle", "reference", "sklearn"]
+try:
+    from ember._ember import BatchPrediction, Model, Prediction, Registry  # noqa: E402
+except ImportError as _missing:  # the pure-Python part alone (a source tree without the build)
+    _extension_error: ImportError | None = _missing
+else:
+    _extension_error = None
+
+    def _load(path_or_ref, registry=None, *, device: str = "auto", verify: bool = True):
+        """A model directory or bundle (verified first unless verify=False), or with
+        `registry` (a Registry or its directory) a reference such as 'churn@production'."""
+        if registry is not None:
+            if not isinstance(registry, Registry):
+                registry = Registry.open(_os.fspath(registry))
+            return registry.load_model(str(path_or_ref), device=device)
+        return Model._load_dir(_os.fspath(path_or_ref), device, verify)
+
+    def _to_frame(self, index=None):
+        """The outputs as a pandas DataFrame with one row per input record (NaN for records
+        that were invalid); an output with k columns becomes NAME_0 .. NAME_{k-1}."""
+        import numpy as np
+        import pandas as pd
+
+        columns = {}
+        rows = self.source_index
+        for name, values in self.outputs.items():
+            flat = values.reshape(len(values), -1)
+            names = [name] if flat.shape[1] == 1 else [f"{name}_{k}" for k in range(flat.shape[1])]
+            for k, column in enumerate(names):
+                full = np.full(self.records, np.nan)
+                full[rows] = flat[:, k]
+                columns[column] = full
+        return pd.DataFrame(columns, index=index if index is not None else range(self.records))
+
+    Model.load = staticmethod(_load)
+    BatchPrediction.to_frame = _to_frame
+
+
+def __getattr__(name: str):
+    if name in ("Model", "Registry", "Prediction", "BatchPrediction") and _extension_error is not None:
+        raise ImportError(f"ember.{name} needs ember's extension module, which this ember has not got "
+                          f"(build it: pip install --no-build-isolation . in the project): {_extension_error}")
+    raise AttributeError(f"module 'ember' has no attribute {name!r}")
+
+
+__all__ = ["Aborted", "AlreadyExists", "BatchPrediction", "BundleError", "Cancelled", "DataLoss", "DeadlineExceeded",
+           "Error", "FailedPrecondition", "Internal", "InvalidArgument", "Model", "NotFound", "OutOfRange",
+           "PermissionDenied", "Prediction", "Registry", "ResourceExhausted", "Unavailable", "Unimplemented", "Unknown",
+           "__version__", "export_bundle", "reference", "sklearn"]

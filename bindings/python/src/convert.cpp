@@ -1,0 +1,319 @@
+#include "convert.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace ember_py {
+
+namespace {
+
+constexpr int kMaxDepth = 64;
+
+[[noreturn]] void invalid(const std::string& message) { raise(ember::invalid_argument(message)); }
+
+void append_string(std::string& out, std::string_view s) {
+  out += '"';
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+}
+
+void append_double(std::string& out, double v, std::string_view where) {
+  if (std::isnan(v)) {
+    out += "null";  // pandas' missing value
+    return;
+  }
+  if (!std::isfinite(v)) invalid(std::string(where) + ": infinity has no JSON form");
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  (void)ec;
+  out.append(buf, end);
+  // Integral doubles print as "3": JSON reads that as an integer, which a "number"
+  // feature accepts; an "integer" feature accepts 3.0 too.
+}
+
+void append_int(std::string& out, long long v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  (void)ec;
+  out.append(buf, end);
+}
+
+std::string_view utf8(py::handle s) {
+  Py_ssize_t n = 0;
+  const char* p = PyUnicode_AsUTF8AndSize(s.ptr(), &n);
+  if (p == nullptr) throw py::error_already_set();
+  return {p, static_cast<std::size_t>(n)};
+}
+
+void append_value(std::string& out, py::handle v, int depth, const std::string& where);
+
+void append_dict(std::string& out, py::handle d, int depth, const std::string& where) {
+  out += '{';
+  bool first = true;
+  PyObject* key = nullptr;
+  PyObject* value = nullptr;
+  Py_ssize_t pos = 0;
+  while (PyDict_Next(d.ptr(), &pos, &key, &value)) {
+    if (!PyUnicode_Check(key)) invalid(where + ": a key is not a string (" + std::string(py::str(py::handle(key).get_type().attr("__name__"))) + ")");
+    if (!first) out += ',';
+    first = false;
+    const std::string_view k = utf8(key);
+    append_string(out, k);
+    out += ':';
+    append_value(out, value, depth + 1, where + "/" + std::string(k));
+  }
+  out += '}';
+}
+
+void append_value(std::string& out, py::handle v, int depth, const std::string& where) {
+  if (depth > kMaxDepth) invalid(where + ": nested deeper than 64 levels");
+  PyObject* o = v.ptr();
+  if (o == Py_None) {
+    out += "null";
+  } else if (PyBool_Check(o)) {
+    out += o == Py_True ? "true" : "false";
+  } else if (PyLong_Check(o)) {
+    int overflow = 0;
+    const long long x = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow != 0) {
+      out += std::string(py::str(v));  // a big integer: its digits
+    } else {
+      append_int(out, x);
+    }
+  } else if (PyFloat_Check(o)) {
+    append_double(out, PyFloat_AS_DOUBLE(o), where);
+  } else if (PyUnicode_Check(o)) {
+    append_string(out, utf8(v));
+  } else if (PyDict_Check(o)) {
+    append_dict(out, v, depth, where);
+  } else if (PyList_Check(o) || PyTuple_Check(o)) {
+    out += '[';
+    const py::sequence seq = py::reinterpret_borrow<py::sequence>(v);
+    for (std::size_t i = 0; i < seq.size(); ++i) {
+      if (i > 0) out += ',';
+      append_value(out, seq[i], depth + 1, where + "/" + std::to_string(i));
+    }
+    out += ']';
+  } else if (py::isinstance<py::array>(v)) {
+    append_value(out, v.attr("tolist")(), depth, where);
+  } else if (py::hasattr(v, "item") && py::hasattr(v, "dtype")) {
+    append_value(out, v.attr("item")(), depth, where);  // a numpy scalar
+  } else if (py::hasattr(v, "to_dict")) {
+    append_value(out, v.attr("to_dict")(), depth, where);
+  } else {
+    invalid(where + ": a " + std::string(py::str(v.get_type().attr("__name__"))) + " has no JSON form");
+  }
+}
+
+// A column of a frame or a dict of columns, read in place when numeric.
+struct Column {
+  std::string name;  // already a JSON string with its quotes and colon
+  py::array array;   // 1-D
+  char kind = 'O';   // numpy's dtype kind: f, i, u, b, or O (anything else)
+  std::size_t itemsize = 0;
+};
+
+void append_cell(std::string& out, const Column& c, std::size_t row) {
+  const auto* base = static_cast<const char*>(c.array.data()) + static_cast<std::ptrdiff_t>(row) * c.array.strides(0);
+  switch (c.kind) {
+    case 'f': {
+      double v = 0;
+      if (c.itemsize == 8) std::memcpy(&v, base, 8);
+      else {
+        float f = 0;
+        std::memcpy(&f, base, 4);
+        v = f;
+      }
+      append_double(out, v, c.name);
+      return;
+    }
+    case 'i': {
+      long long v = 0;
+      if (c.itemsize == 8) { std::int64_t x; std::memcpy(&x, base, 8); v = x; }
+      else if (c.itemsize == 4) { std::int32_t x; std::memcpy(&x, base, 4); v = x; }
+      else if (c.itemsize == 2) { std::int16_t x; std::memcpy(&x, base, 2); v = x; }
+      else { std::int8_t x; std::memcpy(&x, base, 1); v = x; }
+      append_int(out, v);
+      return;
+    }
+    case 'u': {
+      unsigned long long v = 0;
+      if (c.itemsize == 8) { std::uint64_t x; std::memcpy(&x, base, 8); v = x; }
+      else if (c.itemsize == 4) { std::uint32_t x; std::memcpy(&x, base, 4); v = x; }
+      else if (c.itemsize == 2) { std::uint16_t x; std::memcpy(&x, base, 2); v = x; }
+      else { std::uint8_t x; std::memcpy(&x, base, 1); v = x; }
+      out += std::to_string(v);
+      return;
+    }
+    case 'b':
+      out += *base != 0 ? "true" : "false";
+      return;
+    default:
+      append_value(out, c.array[py::int_(row)], 1, c.name);
+  }
+}
+
+std::vector<std::string> columns_json(const std::vector<std::pair<std::string, py::object>>& named) {
+  const py::module_ np = py::module_::import("numpy");
+  std::vector<Column> columns;
+  std::size_t rows = 0;
+  for (std::size_t i = 0; i < named.size(); ++i) {
+    Column c;
+    std::string key;
+    append_string(key, named[i].first);
+    c.name = key + ":";
+    py::object arr = np.attr("asarray")(named[i].second);
+    c.array = py::reinterpret_borrow<py::array>(arr);
+    if (c.array.ndim() != 1) invalid("column '" + named[i].first + "' is not one-dimensional");
+    const std::size_t n = static_cast<std::size_t>(c.array.shape(0));
+    if (i == 0) rows = n;
+    else if (n != rows) {
+      invalid("column '" + named[i].first + "' has " + std::to_string(n) + " values where '" + named[0].first +
+              "' has " + std::to_string(rows));
+    }
+    c.kind = c.array.dtype().kind();
+    c.itemsize = static_cast<std::size_t>(c.array.itemsize());
+    if (c.kind != 'f' && c.kind != 'i' && c.kind != 'u' && c.kind != 'b') c.kind = 'O';
+    if (c.kind == 'f' && c.itemsize != 8 && c.itemsize != 4) c.kind = 'O';  // float16: through Python
+    columns.push_back(std::move(c));
+  }
+  std::vector<std::string> out(rows);
+  for (std::size_t r = 0; r < rows; ++r) {
+    std::string& s = out[r];
+    s.reserve(columns.size() * 24);
+    s += '{';
+    for (std::size_t k = 0; k < columns.size(); ++k) {
+      if (k > 0) s += ',';
+      s += columns[k].name;
+      append_cell(s, columns[k], r);
+    }
+    s += '}';
+  }
+  return out;
+}
+
+}  // namespace
+
+[[noreturn]] void raise(const ember::Status& status, const ember::ValidationReport* report) {
+  const py::module_ errors = py::module_::import("ember.errors");
+  const std::string code(ember::status_code_name(status.code()));
+  py::object cls = py::hasattr(errors, code.c_str()) ? errors.attr(code.c_str()) : errors.attr("Unknown");
+  py::object exc = cls(status.message(), report != nullptr ? errors_list(*report) : py::list());
+  PyErr_SetObject(cls.ptr(), exc.ptr());
+  throw py::error_already_set();
+}
+
+py::list errors_list(const ember::ValidationReport& report) {
+  py::list out;
+  for (const auto& e : report.errors()) {
+    py::dict d;
+    d["instance_path"] = e.instance_path;
+    d["schema_path"] = e.schema_path;
+    d["keyword"] = e.keyword;
+    d["message"] = e.message;
+    out.append(std::move(d));
+  }
+  return out;
+}
+
+std::string record_json(py::handle record) {
+  if (PyUnicode_Check(record.ptr())) return std::string(utf8(record));
+  if (PyBytes_Check(record.ptr())) return std::string(py::bytes(py::reinterpret_borrow<py::bytes>(record)));
+  std::string out;
+  if (PyDict_Check(record.ptr())) {
+    append_dict(out, record, 0, "");
+    return out;
+  }
+  if (py::hasattr(record, "to_dict")) {
+    py::object d = record.attr("to_dict")();
+    if (PyDict_Check(d.ptr())) {
+      append_dict(out, d, 0, "");
+      return out;
+    }
+  }
+  invalid("a record is a dict, a JSON string or a pandas row, not a " +
+          std::string(py::str(record.get_type().attr("__name__"))));
+}
+
+std::vector<std::string> records_json(py::handle records) {
+  std::vector<std::string> out;
+  if (PyList_Check(records.ptr()) || PyTuple_Check(records.ptr())) {
+    const py::sequence seq = py::reinterpret_borrow<py::sequence>(records);
+    out.reserve(seq.size());
+    for (std::size_t i = 0; i < seq.size(); ++i) out.push_back(record_json(seq[i]));
+    return out;
+  }
+  std::vector<std::pair<std::string, py::object>> named;
+  if (PyDict_Check(records.ptr())) {
+    for (auto item : py::reinterpret_borrow<py::dict>(records)) {
+      if (!PyUnicode_Check(item.first.ptr())) invalid("a column name is not a string");
+      named.emplace_back(std::string(utf8(item.first)), py::reinterpret_borrow<py::object>(item.second));
+    }
+    return columns_json(named);
+  }
+  if (py::hasattr(records, "columns") && py::hasattr(records, "itertuples")) {  // a pandas DataFrame
+    for (auto name : records.attr("columns")) {
+      if (!PyUnicode_Check(name.ptr())) invalid("a column name is not a string");
+      named.emplace_back(std::string(utf8(name)), records.attr("__getitem__")(name).attr("to_numpy")());
+    }
+    return columns_json(named);
+  }
+  invalid("records are a list of records, a pandas DataFrame or a dict of columns, not a " +
+          std::string(py::str(records.get_type().attr("__name__"))));
+}
+
+py::array tensor_array(const ember::Tensor& tensor) {
+  using ember::DType;
+  py::dtype dtype;
+  switch (tensor.dtype()) {
+    case DType::kFloat32: dtype = py::dtype::of<float>(); break;
+    case DType::kFloat64: dtype = py::dtype::of<double>(); break;
+    case DType::kFloat16: dtype = py::dtype("float16"); break;
+    case DType::kInt64: dtype = py::dtype::of<std::int64_t>(); break;
+    case DType::kInt32: dtype = py::dtype::of<std::int32_t>(); break;
+    case DType::kInt8: dtype = py::dtype::of<std::int8_t>(); break;
+    case DType::kUInt8: dtype = py::dtype::of<std::uint8_t>(); break;
+    case DType::kBool: dtype = py::dtype::of<bool>(); break;
+    case DType::kBFloat16: {  // numpy has no bfloat16: float32 values
+      std::vector<float> values(static_cast<std::size_t>(tensor.numel()));
+      for (std::size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(tensor.at(i).value_or(NAN));
+      py::array_t<float> a(std::vector<py::ssize_t>(tensor.shape().begin(), tensor.shape().end()));
+      std::memcpy(a.mutable_data(), values.data(), values.size() * sizeof(float));
+      return std::move(a);
+    }
+  }
+  std::vector<py::ssize_t> shape(tensor.shape().begin(), tensor.shape().end());
+  if (!tensor.device().is_cpu()) raise(ember::failed_precondition("an output is in a device's memory"));
+  if (!tensor.owns_data()) {  // memory ember does not own: a copy the array owns
+    py::array a(dtype, shape);
+    std::memcpy(a.mutable_data(), tensor.data(), tensor.nbytes());
+    return a;
+  }
+  auto* keep = new ember::Tensor(tensor);  // shares the buffer; released with the array
+  py::capsule owner(keep, [](void* p) { delete static_cast<ember::Tensor*>(p); });
+  py::array a(dtype, shape, {}, keep->data(), owner);
+  py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+  return a;
+}
+
+}  // namespace ember_py

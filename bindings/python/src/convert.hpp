@@ -1,0 +1,52 @@
+#pragma once
+
+// Between Python and ember: records (dicts, JSON text, pandas rows and frames, dicts of
+// numpy columns) to JSON text, tensors to numpy arrays that share ember's memory, and
+// Status codes to ember.errors exceptions.
+
+#include <string>
+#include <vector>
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include "ember/schema.hpp"
+#include "ember/status.hpp"
+#include "ember/tensor.hpp"
+
+namespace ember_py {
+
+namespace py = pybind11;
+
+/// Raises the ember.errors class of `status` (with `report`'s validation errors as
+/// data). Call with the GIL held.
+[[noreturn]] void raise(const ember::Status& status, const ember::ValidationReport* report = nullptr);
+/// Raises unless OK.
+inline void check(const ember::Status& status) {
+  if (!status.ok()) raise(status);
+}
+template <typename T>
+T value_or_raise(ember::Result<T>&& r) {
+  if (!r.ok()) raise(r.status());
+  return std::move(*r);
+}
+
+/// One record as JSON text: a str (used as it is), bytes (UTF-8), a dict (keys are
+/// strings; values None, bool, int, float, str, lists, dicts, numpy scalars and arrays;
+/// NaN becomes null, infinities are refused), or anything with to_dict() (a pandas row).
+/// ember.InvalidArgument for anything else or nesting deeper than 64.
+std::string record_json(py::handle record);
+
+/// Records as JSON texts: a list or tuple of records, a pandas DataFrame, or a dict of
+/// equally long columns (numpy arrays or lists). Numeric numpy columns are read in place.
+std::vector<std::string> records_json(py::handle records);
+
+/// A numpy array over the tensor's memory (kept alive by the array), read-only: the
+/// answer may be shared (a cache stage's). A tensor that does not own its memory, or
+/// whose dtype numpy lacks (bfloat16), is copied.
+py::array tensor_array(const ember::Tensor& tensor);
+
+/// The validation errors as a list of dicts.
+py::list errors_list(const ember::ValidationReport& report);
+
+}  // namespace ember_py
