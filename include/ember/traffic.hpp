@@ -116,7 +116,8 @@ class EMBER_API TrafficSplit {
   [[nodiscard]] std::vector<double> weights() const;
   [[nodiscard]] const std::vector<SplitArm>& arms() const noexcept;
   [[nodiscard]] ShadowStats shadow_stats() const;
-  /// Waits until the shadow has no copy queued or in hand (false after `timeout`).
+  /// Waits until the shadow has no copy queued or in hand (false after `timeout`); copies
+  /// left waiting because the executor refused their drain are answered on this thread.
   bool wait_for_shadow(std::chrono::milliseconds timeout) const;
 
  private:

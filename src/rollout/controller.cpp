@@ -141,35 +141,40 @@ struct RolloutControllerImpl : std::enable_shared_from_this<RolloutControllerImp
 
   void observe(std::int64_t rollout, const RolloutObservation& o) {
     std::vector<RolloutEvent> events;
+    bool flush = false;
     {
       std::lock_guard lock(mu);
       if (!analysis || analysis_rollout != rollout) return;
       const RolloutStatus before = analysis->status();
       analysis->observe(o, now());
-      changed_locked(before, events);
+      flush = changed_locked(before, events);
     }
     tell(events);
+    if (flush) flush_if_refused();
   }
 
   void on_compare(std::int64_t rollout, std::span<const ShadowComparison> batch) {
     std::vector<RolloutEvent> events;
+    bool flush = false;
     const auto t = now();
     {
       std::lock_guard lock(mu);
       if (!analysis || analysis_rollout != rollout) return;
       const RolloutStatus before = analysis->status();
       for (const auto& c : batch) analysis->observe_comparison(c.primary, c.shadow, t);
-      changed_locked(before, events);
+      flush = changed_locked(before, events);
     }
     tell(events);
+    if (flush) flush_if_refused();
   }
 
   // After the analysis moved on its own: new weights at once, the decision queued for
-  // the writer, the host told.
-  void changed_locked(const RolloutStatus& before, std::vector<RolloutEvent>& events) {
+  // the writer, the host told. True when the executor refused the writer: the caller
+  // writes the decisions itself (flush_if_refused) once it has let go of `mu`.
+  [[nodiscard]] bool changed_locked(const RolloutStatus& before, std::vector<RolloutEvent>& events) {
     const RolloutStatus& now_status = analysis->status();
-    if (now_status.state == before.state && now_status.step == before.step) return;
-    if (stopping.load()) return;  // being destroyed: nothing more is decided
+    if (now_status.state == before.state && now_status.step == before.step) return false;
+    if (stopping.load()) return false;  // being destroyed: nothing more is decided
     apply_weights_locked();
     Decision d;
     d.rollout = analysis_rollout;
@@ -191,8 +196,12 @@ struct RolloutControllerImpl : std::enable_shared_from_this<RolloutControllerImp
       } catch (...) {
         posted = false;
       }
-      if (!posted) writing = false;  // written by the next sync()
+      if (!posted) {
+        writing = false;
+        return true;
+      }
     }
+    return false;
   }
 
   void apply_weights_locked() {
@@ -351,7 +360,7 @@ struct RolloutControllerImpl : std::enable_shared_from_this<RolloutControllerImp
       if (analysis && record.active() && analysis_rollout == record.id) {
         const RolloutStatus before = analysis->status();
         analysis->tick(now());
-        changed_locked(before, tick_events);
+        (void)changed_locked(before, tick_events);  // flushed below
         const auto& s = analysis->status();
         const std::uint64_t seen = s.control.requests + s.candidate.requests;
         if (seen != saved_requests) {
@@ -367,8 +376,8 @@ struct RolloutControllerImpl : std::enable_shared_from_this<RolloutControllerImp
     return {};
   }
 
-  // Decisions queued while the executor refused the writer are written here (a refusal
-  // the registry gives them is read back at the next sync).
+  // Decisions queued while the executor refused the writer are written on this thread
+  // (a refusal the registry gives them is read back at the next sync).
   void flush_if_refused() {
     {
       std::lock_guard lock(mu);
@@ -497,9 +506,9 @@ Result<std::unique_ptr<RolloutController>> RolloutController::create(std::shared
   if (!impl->options.now) impl->options.now = [] { return std::chrono::system_clock::now(); };
   impl->executor = options.deployment.executor;
   if (!impl->executor) {
-    ThreadPoolOptions po;
+    ThreadPoolOptions po;  // the writer: one task at a time, a second thread while one returns
     po.threads = 0;
-    po.max_threads = 1;
+    po.max_threads = 2;
     auto pool = ThreadPool::create(po);
     if (!pool.ok()) return pool.status();
     impl->executor = *pool;
@@ -524,6 +533,7 @@ RolloutController::~RolloutController() {
     std::unique_lock lock(impl_->mu);
     impl_->idle_cv.wait(lock, [&] { return !impl_->writing; });
   }
+  impl_->flush_if_refused();  // nothing decided is lost
   impl_->arms.store(nullptr);  // the split waits for the control's copies
 }
 
@@ -546,14 +556,16 @@ void RolloutController::record_outcome(const Prediction& prediction, double outc
   auto v = prediction.value(prediction.outputs.empty() ? "output" : prediction.outputs[0].name);
   if (!v.ok()) return;
   std::vector<RolloutEvent> events;
+  bool flush = false;
   {
     std::lock_guard lock(impl_->mu);
     if (!impl_->analysis || impl_->analysis_rollout != a->rollout) return;
     const RolloutStatus before = impl_->analysis->status();
     impl_->analysis->observe_outcome(*v, outcome, impl_->now());
-    impl_->changed_locked(before, events);
+    flush = impl_->changed_locked(before, events);
   }
   impl_->tell(events);
+  if (flush) impl_->flush_if_refused();
 }
 
 Status RolloutController::sync() { return impl_->sync(); }

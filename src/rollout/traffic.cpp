@@ -296,6 +296,13 @@ ShadowStats TrafficSplit::shadow_stats() const {
 
 bool TrafficSplit::wait_for_shadow(std::chrono::milliseconds timeout) const {
   std::unique_lock lock(impl_->queue_mu);
+  if (!impl_->draining && !impl_->queue.empty()) {
+    // Copies left when the executor refused their drain: answered here, not waited for.
+    impl_->draining = true;
+    lock.unlock();
+    impl_->drain();
+    lock.lock();
+  }
   return impl_->idle_cv.wait_for(lock, timeout, [&] { return !impl_->draining && impl_->queue.empty(); });
 }
 
