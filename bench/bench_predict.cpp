@@ -289,6 +289,23 @@ void BM_PairedObserver(benchmark::State& state) {
       [&] { (void)data().observed->predict(records[(i / 2) % records.size()], q); ++i; });
 }
 
+// A batch of 1,000 JSON records through predict_batch on the caller's thread: the C++
+// anchor of the Python package's predict_batch (bench/run_python_bench.py).
+void BM_PredictBatch1000(benchmark::State& state) {
+  const auto& records = data().records;
+  std::vector<std::string_view> batch;
+  for (std::size_t i = 0; i < 1000; ++i) batch.push_back(records[i % records.size()]);
+  ember::BatchPrediction p;
+  for (auto _ : state) {
+    if (!data().model->predict_batch(batch, p).ok()) {
+      state.SkipWithError("predict_batch failed");
+      break;
+    }
+    benchmark::DoNotOptimize(p);
+  }
+  state.SetItemsProcessed(state.iterations() * 1000);
+}
+
 }  // namespace
 
 BENCHMARK(BM_ExecutorDirect)->Threads(1)->Threads(2)->UseRealTime();
@@ -302,4 +319,5 @@ BENCHMARK(BM_HangBudget5ms)->Iterations(400)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_PredictEndToEnd)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_PredictNoTorch)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_PairedObserver)->Iterations(100000);
+BENCHMARK(BM_PredictBatch1000)->Unit(benchmark::kMillisecond);
 BENCHMARK_MAIN();
