@@ -185,7 +185,9 @@ class EMBER_API Monitor final : public Observer {
   Status record_outcome(std::uint64_t request_id, double outcome);
 
   /// Closes the window now and evaluates it on the caller's thread (also when it has
-  /// fewer rows than window_rows); flushes the prediction log. OK with nothing to do.
+  /// fewer rows than window_rows), waits for windows still being evaluated on the
+  /// executor, and flushes the prediction log. OK with nothing to do. Not from a task of
+  /// the monitor's executor.
   Status flush();
   /// Closes the window when window_time has passed: for hosts whose traffic may stop.
   void poll();

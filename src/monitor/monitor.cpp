@@ -563,11 +563,7 @@ Result<std::shared_ptr<Monitor>> Monitor::create(const Schema& schema, MonitorOp
 
 Monitor::Monitor(std::unique_ptr<detail::MonitorImpl> impl) : impl_(std::move(impl)) {}
 
-Monitor::~Monitor() {
-  (void)flush();
-  std::unique_lock lock(impl_->posted_mu);
-  impl_->posted_cv.wait(lock, [&] { return impl_->posted == 0; });
-}
+Monitor::~Monitor() { (void)flush(); }  // waits for windows on the executor too
 
 void Monitor::on_request(const RequestEvent& event) {
   auto& m = *impl_;
@@ -615,6 +611,12 @@ Status Monitor::flush() {
   m.window_count.store(0, std::memory_order_relaxed);
   m.closing.store(false, std::memory_order_release);
   if (!parts.empty()) m.evaluate(detail::MonitorImpl::merge(std::move(parts)), start, now);
+  {
+    // Windows closed earlier and still being evaluated on the executor are finished too:
+    // after flush(), windows() holds every row seen before it.
+    std::unique_lock lock(m.posted_mu);
+    m.posted_cv.wait(lock, [&] { return m.posted == 0; });
+  }
   return m.log ? m.log->flush() : Status{};
 }
 
