@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <algorithm>
 
 namespace ember_py {
 
@@ -37,12 +38,15 @@ void append_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
-void append_double(std::string& out, double v, std::string_view where) {
+struct Where;
+std::string path_of(const Where& where);
+
+void append_double(std::string& out, double v, const Where& where) {
   if (std::isnan(v)) {
     out += "null";  // pandas' missing value
     return;
   }
-  if (!std::isfinite(v)) invalid(std::string(where) + ": infinity has no JSON form");
+  if (!std::isfinite(v)) invalid(path_of(where) + ": infinity has no JSON form");
   char buf[32];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
   (void)ec;
@@ -65,33 +69,50 @@ std::string_view utf8(py::handle s) {
   return {p, static_cast<std::size_t>(n)};
 }
 
-void append_value(std::string& out, py::handle v, int depth, const std::string& where);
+// Where a value sits, for error messages only: built when an error is raised or a
+// container is entered, never for each scalar.
+struct Where {
+  const Where* parent = nullptr;
+  std::string_view key;
+  [[nodiscard]] std::string path() const {
+    return parent == nullptr ? std::string(key) : parent->path() + "/" + std::string(key);
+  }
+};
 
-void append_dict(std::string& out, py::handle d, int depth, const std::string& where) {
+std::string path_of(const Where& where) { return where.path(); }
+
+void append_value(std::string& out, py::handle v, int depth, const Where& where);
+
+void append_dict(std::string& out, py::handle d, int depth, const Where& where) {
   out += '{';
   bool first = true;
   PyObject* key = nullptr;
   PyObject* value = nullptr;
   Py_ssize_t pos = 0;
   while (PyDict_Next(d.ptr(), &pos, &key, &value)) {
-    if (!PyUnicode_Check(key)) invalid(where + ": a key is not a string (" + std::string(py::str(py::handle(key).get_type().attr("__name__"))) + ")");
+    if (!PyUnicode_Check(key)) {
+      invalid(where.path() + ": a key is not a string (" +
+              std::string(py::str(py::handle(key).get_type().attr("__name__"))) + ")");
+    }
     if (!first) out += ',';
     first = false;
     const std::string_view k = utf8(key);
     append_string(out, k);
     out += ':';
-    append_value(out, value, depth + 1, where + "/" + std::string(k));
+    append_value(out, value, depth + 1, Where{&where, k});
   }
   out += '}';
 }
 
-void append_value(std::string& out, py::handle v, int depth, const std::string& where) {
-  if (depth > kMaxDepth) invalid(where + ": nested deeper than 64 levels");
+void append_value(std::string& out, py::handle v, int depth, const Where& where) {
+  if (depth > kMaxDepth) invalid(where.path() + ": nested deeper than 64 levels");
   PyObject* o = v.ptr();
   if (o == Py_None) {
     out += "null";
   } else if (PyBool_Check(o)) {
     out += o == Py_True ? "true" : "false";
+  } else if (PyFloat_Check(o)) {
+    append_double(out, PyFloat_AS_DOUBLE(o), where);
   } else if (PyLong_Check(o)) {
     int overflow = 0;
     const long long x = PyLong_AsLongLongAndOverflow(o, &overflow);
@@ -100,8 +121,6 @@ void append_value(std::string& out, py::handle v, int depth, const std::string& 
     } else {
       append_int(out, x);
     }
-  } else if (PyFloat_Check(o)) {
-    append_double(out, PyFloat_AS_DOUBLE(o), where);
   } else if (PyUnicode_Check(o)) {
     append_string(out, utf8(v));
   } else if (PyDict_Check(o)) {
@@ -111,7 +130,8 @@ void append_value(std::string& out, py::handle v, int depth, const std::string& 
     const py::sequence seq = py::reinterpret_borrow<py::sequence>(v);
     for (std::size_t i = 0; i < seq.size(); ++i) {
       if (i > 0) out += ',';
-      append_value(out, seq[i], depth + 1, where + "/" + std::to_string(i));
+      const std::string index = std::to_string(i);
+      append_value(out, seq[i], depth + 1, Where{&where, index});
     }
     out += ']';
   } else if (py::isinstance<py::array>(v)) {
@@ -121,14 +141,16 @@ void append_value(std::string& out, py::handle v, int depth, const std::string& 
   } else if (py::hasattr(v, "to_dict")) {
     append_value(out, v.attr("to_dict")(), depth, where);
   } else {
-    invalid(where + ": a " + std::string(py::str(v.get_type().attr("__name__"))) + " has no JSON form");
+    invalid(where.path() + ": a " + std::string(py::str(v.get_type().attr("__name__"))) + " has no JSON form");
   }
 }
 
 // A column of a frame or a dict of columns, read in place when numeric.
 struct Column {
   std::string name;  // already a JSON string with its quotes and colon
+  std::string key;   // "/name", for errors
   py::array array;   // 1-D
+  py::list objects;  // kind 'O': the values as Python objects (tolist() once)
   char kind = 'O';   // numpy's dtype kind: f, i, u, b, or O (anything else)
   std::size_t itemsize = 0;
 };
@@ -144,7 +166,7 @@ void append_cell(std::string& out, const Column& c, std::size_t row) {
         std::memcpy(&f, base, 4);
         v = f;
       }
-      append_double(out, v, c.name);
+      append_double(out, v, Where{nullptr, c.key});
       return;
     }
     case 'i': {
@@ -169,7 +191,8 @@ void append_cell(std::string& out, const Column& c, std::size_t row) {
       out += *base != 0 ? "true" : "false";
       return;
     default:
-      append_value(out, c.array[py::int_(row)], 1, c.name);
+      append_value(out, PyList_GET_ITEM(c.objects.ptr(), static_cast<Py_ssize_t>(row)), 1,
+                   Where{nullptr, c.key});
   }
 }
 
@@ -195,12 +218,15 @@ std::vector<std::string> columns_json(const std::vector<std::pair<std::string, p
     c.itemsize = static_cast<std::size_t>(c.array.itemsize());
     if (c.kind != 'f' && c.kind != 'i' && c.kind != 'u' && c.kind != 'b') c.kind = 'O';
     if (c.kind == 'f' && c.itemsize != 8 && c.itemsize != 4) c.kind = 'O';  // float16: through Python
+    c.key = "/" + named[i].first;
+    if (c.kind == 'O') c.objects = c.array.attr("tolist")();
     columns.push_back(std::move(c));
   }
   std::vector<std::string> out(rows);
+  std::size_t longest = columns.size() * 16;
   for (std::size_t r = 0; r < rows; ++r) {
     std::string& s = out[r];
-    s.reserve(columns.size() * 24);
+    s.reserve(longest + 16);
     s += '{';
     for (std::size_t k = 0; k < columns.size(); ++k) {
       if (k > 0) s += ',';
@@ -208,6 +234,7 @@ std::vector<std::string> columns_json(const std::vector<std::pair<std::string, p
       append_cell(s, columns[k], r);
     }
     s += '}';
+    longest = std::max(longest, s.size());
   }
   return out;
 }
@@ -241,13 +268,13 @@ std::string record_json(py::handle record) {
   if (PyBytes_Check(record.ptr())) return std::string(py::bytes(py::reinterpret_borrow<py::bytes>(record)));
   std::string out;
   if (PyDict_Check(record.ptr())) {
-    append_dict(out, record, 0, "");
+    append_dict(out, record, 0, Where{});
     return out;
   }
   if (py::hasattr(record, "to_dict")) {
     py::object d = record.attr("to_dict")();
     if (PyDict_Check(d.ptr())) {
-      append_dict(out, d, 0, "");
+      append_dict(out, d, 0, Where{});
       return out;
     }
   }
