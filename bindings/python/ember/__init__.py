@@ -23,7 +23,7 @@ from ember.errors import (  # noqa: E402
     Unknown)
 
 try:
-    from ember._ember import BatchPrediction, Model, Prediction, Registry  # noqa: E402
+    from ember._ember import BatchPrediction, Deployment, Model, Prediction, Registry  # noqa: E402
 except ImportError as _missing:  # the pure-Python part alone (a source tree without the build)
     _extension_error: ImportError | None = _missing
 else:
@@ -55,18 +55,31 @@ else:
                 columns[column] = full
         return pd.DataFrame(columns, index=index if index is not None else range(self.records))
 
+    def _deploy(source, registry=None, *, batching: bool = False, max_batch_rows: int = 32,
+                max_queue_delay_us: int = 500, watch_interval_ms: int = 0, warmup=()):
+        """Serves `source`: with `registry` (a Registry or its directory) a reference such as
+        'churn@production' (followed when its alias moves: watch_interval_ms or reload()),
+        else a model directory or bundle."""
+        if registry is not None and not isinstance(registry, Registry):
+            registry = Registry.open(_os.fspath(registry))
+        records = [r if isinstance(r, str) else __import__("json").dumps(r) for r in warmup]
+        return Deployment._create(registry, str(source) if registry is not None else _os.fspath(source), batching,
+                                  max_batch_rows, max_queue_delay_us, watch_interval_ms, records)
+
     Model.load = staticmethod(_load)
+    Deployment.create = staticmethod(_deploy)
     BatchPrediction.to_frame = _to_frame
 
 
 def __getattr__(name: str):
-    if name in ("Model", "Registry", "Prediction", "BatchPrediction") and _extension_error is not None:
+    if name in ("Model", "Registry", "Prediction", "BatchPrediction", "Deployment") and _extension_error is not None:
         raise ImportError(f"ember.{name} needs ember's extension module, which this ember has not got "
                           f"(build it: pip install --no-build-isolation . in the project): {_extension_error}")
     raise AttributeError(f"module 'ember' has no attribute {name!r}")
 
 
 __all__ = ["Aborted", "AlreadyExists", "BatchPrediction", "BundleError", "Cancelled", "DataLoss", "DeadlineExceeded",
+           "Deployment",
            "Error", "FailedPrecondition", "Internal", "InvalidArgument", "Model", "NotFound", "OutOfRange",
            "PermissionDenied", "Prediction", "Registry", "ResourceExhausted", "Unavailable", "Unimplemented", "Unknown",
            "__version__", "export_bundle", "reference", "sklearn"]

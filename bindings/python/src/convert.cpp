@@ -241,12 +241,16 @@ std::vector<std::string> columns_json(const std::vector<std::pair<std::string, p
 
 }  // namespace
 
-[[noreturn]] void raise(const ember::Status& status, const ember::ValidationReport* report) {
+py::object exception_of(const ember::Status& status, const ember::ValidationReport* report) {
   const py::module_ errors = py::module_::import("ember.errors");
   const std::string code(ember::status_code_name(status.code()));
   py::object cls = py::hasattr(errors, code.c_str()) ? errors.attr(code.c_str()) : errors.attr("Unknown");
-  py::object exc = cls(status.message(), report != nullptr ? errors_list(*report) : py::list());
-  PyErr_SetObject(cls.ptr(), exc.ptr());
+  return cls(status.message(), report != nullptr ? errors_list(*report) : py::list());
+}
+
+[[noreturn]] void raise(const ember::Status& status, const ember::ValidationReport* report) {
+  py::object exc = exception_of(status, report);
+  PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
   throw py::error_already_set();
 }
 

@@ -18,6 +18,9 @@ namespace ember_py {
 
 namespace py = pybind11;
 
+/// The ember.errors exception for `status` (with `report`'s validation errors as data),
+/// not raised. Call with the GIL held.
+py::object exception_of(const ember::Status& status, const ember::ValidationReport* report = nullptr);
 /// Raises the ember.errors class of `status` (with `report`'s validation errors as
 /// data). Call with the GIL held.
 [[noreturn]] void raise(const ember::Status& status, const ember::ValidationReport* report = nullptr);

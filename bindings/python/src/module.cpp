@@ -36,11 +36,6 @@ py::list skipped_list(const std::vector<ember::SkippedStage>& skipped) {
   return out;
 }
 
-// A Prediction owned by Python; its arrays share its tensors' memory.
-struct PyPrediction {
-  std::shared_ptr<ember::Prediction> p = std::make_shared<ember::Prediction>();
-};
-
 struct PyBatchPrediction {
   std::shared_ptr<ember::BatchPrediction> p = std::make_shared<ember::BatchPrediction>();
   std::size_t records = 0;
@@ -198,4 +193,5 @@ PYBIND11_MODULE(_ember, m) {
   m.attr("__version__") = std::string(ember::version());
   ember_py::bind_model(m);
   ember_py::bind_registry(m);
+  ember_py::bind_serving(m);
 }
