@@ -137,17 +137,42 @@ def main():
             results[name].append(timed(fn, 5) / 1000)  # per record
     med = {name: statistics.median(v) for name, v in results.items()}
 
+    # Python threads: the same records predicted by one thread, then split over two.
+    import threading
+
+    def on_threads(count, n=4000):
+        def work(offset):
+            for k in range(offset, n, count):
+                model.predict(records[k % len(records)])
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(count)]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return n / (time.perf_counter() - start)
+
+    on_threads(2, 400)
+    rates = {1: [], 2: []}
+    for _ in range(args.repetitions):
+        for count in (1, 2):
+            rates[count].append(on_threads(count))
+    py_scaling = statistics.median(rates[2]) / statistics.median(rates[1])
+
     binary = benchlib.program(args.build, "bench_predict")
     env = {"EMBER_BENCH_DATA": data_dir, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    cmd_filter = "--benchmark_filter=BM_PredictBatch1000|BM_PredictEndToEnd/real_time/threads:1$"
+    cmd_filter = "--benchmark_filter=BM_PredictBatch1000|BM_PredictEndToEnd/real_time/threads:[12]$"
     import subprocess
     out = subprocess.run([binary, cmd_filter, f"--benchmark_repetitions={args.repetitions}", "--benchmark_format=json",
                           f"--benchmark_min_time={args.min_time}"], env=dict(os.environ, **env), check=True,
                          capture_output=True, text=True).stdout
-    cpp = {}
+    cpp, cpp_rate = {}, {}
     for b in json.loads(out)["benchmarks"]:
         if b.get("run_type") == "iteration":
             cpp.setdefault(b["run_name"], []).append(benchlib.real_time_us(b))
+            cpp_rate.setdefault(b["run_name"], []).append(b.get("items_per_second", 0))
+    cpp_scaling = (statistics.median(cpp_rate["BM_PredictEndToEnd/real_time/threads:2"]) /
+                   statistics.median(cpp_rate["BM_PredictEndToEnd/real_time/threads:1"]))
     cpp_batch = statistics.median(cpp["BM_PredictBatch1000"]) / 1000
     cpp_single = statistics.median(cpp["BM_PredictEndToEnd/real_time/threads:1"])
 
@@ -168,6 +193,9 @@ def main():
     for name in ("ember, DataFrame", "ember, list of dicts", "ember, list of JSON texts"):
         ratio = med[name] / cpp_batch
         print(f"  {name} / C++: {ratio:.2f}x: <= 1.3x {met(ratio <= 1.3)}")
+    print(f"threads: predict (JSON text) 1 -> 2 Python threads {py_scaling:.2f}x "
+          f"({statistics.median(rates[1]):.0f} -> {statistics.median(rates[2]):.0f} records/s); "
+          f"C++ threads in the same run {cpp_scaling:.2f}x")
     return 0
 
 
