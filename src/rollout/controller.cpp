@@ -408,13 +408,16 @@ struct RolloutControllerImpl : std::enable_shared_from_this<RolloutControllerImp
     a.restore(static_cast<std::size_t>(r.step), state, r.reason, std::chrono::microseconds(r.step_started_us));
     auto built = rollout_arms(r, *plan, a.status().weight);
     if (!built.ok()) return built.status();
+    // The arms replaced are destroyed after `mu` is let go: their shadow may be waiting
+    // for it to fold in a last comparison, and their split waits for their shadow.
+    std::shared_ptr<const Arms> replaced;
     std::lock_guard lock(mu);
     analysis = std::move(a);
     analysis_rollout = r.id;
     record = r;
     decisions.clear();
     saved_requests = ~std::uint64_t{0};
-    arms.store(*built, std::memory_order_release);
+    replaced = arms.exchange(*built, std::memory_order_acq_rel);
     events.push_back(event_locked("started"));
     return {};
   }

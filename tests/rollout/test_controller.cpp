@@ -502,3 +502,23 @@ TEST_CASE("controller: blue-green through the alias switches every request at on
   CHECK(audit_events(*f.registry, "alias").size() == 2);
   CHECK(audit_events(*f.registry, "rollback").size() == 1);
 }
+
+TEST_CASE("controller: a second rollout after the first ended is picked up by the same process") {
+  Fixture f;
+  const auto [v1, v2] = f.production_and_candidate(1.0);
+  Events events;
+  auto c = controller(f, &events);
+  drive(*c, f, 0, 200);  // copies for the disagreement check are in flight
+  REQUIRE(f.registry->command_rollout("churn", "production", RolloutCommand::kAbort, "oncall", "first try").ok());
+  REQUIRE(c->sync().ok());
+  CHECK(c->candidate_weight() == 0);
+  REQUIRE(f.registry->start_rollout("churn", "production", v2, kPlan, "alice", "second try").ok());
+  REQUIRE(c->sync().ok());
+  CHECK(c->candidate_weight() == 10);
+  CHECK(c->record().reason == "second try");
+  drive(*c, f, 10000, 6000);
+  CHECK(c->status().state == RolloutState::kPromoted);
+  CHECK(alias_version(*f.registry) == v2);
+  CHECK(events.kinds() == std::vector<std::string>{"started", "aborted", "started", "step", "step", "promoted"});
+  (void)v1;
+}
