@@ -139,14 +139,17 @@ struct RolloutControllerImpl : std::enable_shared_from_this<RolloutControllerImp
 
   // --- the request path -------------------------------------------------------------
 
-  void observe(std::int64_t rollout, const RolloutObservation& o) {
+  // Feeds the analysis of `rollout` (when it is still the one analysed) under the lock,
+  // then acts on what it decided: every request, comparison and outcome comes here.
+  template <typename Feed>
+  void analyse(std::int64_t rollout, Feed&& feed) {
     std::vector<RolloutEvent> events;
     bool flush = false;
     {
       std::lock_guard lock(mu);
       if (!analysis || analysis_rollout != rollout) return;
       const RolloutStatus before = analysis->status();
-      analysis->observe(o, now());
+      feed(*analysis);
       flush = changed_locked(before, events);
     }
     tell(events);
@@ -154,18 +157,10 @@ struct RolloutControllerImpl : std::enable_shared_from_this<RolloutControllerImp
   }
 
   void on_compare(std::int64_t rollout, std::span<const ShadowComparison> batch) {
-    std::vector<RolloutEvent> events;
-    bool flush = false;
     const auto t = now();
-    {
-      std::lock_guard lock(mu);
-      if (!analysis || analysis_rollout != rollout) return;
-      const RolloutStatus before = analysis->status();
-      for (const auto& c : batch) analysis->observe_comparison(c.primary, c.shadow, t);
-      flush = changed_locked(before, events);
-    }
-    tell(events);
-    if (flush) flush_if_refused();
+    analyse(rollout, [&](CanaryAnalysis& a) {
+      for (const auto& c : batch) a.observe_comparison(c.primary, c.shadow, t);
+    });
   }
 
   // After the analysis moved on its own: new weights at once, the decision queued for
@@ -338,10 +333,8 @@ struct RolloutControllerImpl : std::enable_shared_from_this<RolloutControllerImp
         if (r.ok() && r->id == record.id && r->revision > record.revision) apply_locked(*r, events);
         if (r.ok() && analysis_rollout != r->id) {
           // A rollout that ended before this process looked: its outcome, for status().
-          if (auto plan = parse_rollout_plan(r->plan); plan.ok()) {
-            analysis.emplace(*plan, now());
-            analysis->restore(static_cast<std::size_t>(r->step), state_of(r->state).value_or(RolloutState::kAborted),
-                              r->reason, std::chrono::microseconds(r->step_started_us));
+          if (auto restored = analysis_of(*r); restored.ok()) {
+            analysis = std::move(*restored);
             analysis_rollout = r->id;
           }
         }
@@ -390,6 +383,16 @@ struct RolloutControllerImpl : std::enable_shared_from_this<RolloutControllerImp
     idle_cv.notify_all();
   }
 
+  // The analysis of a stored rollout, at its step and in its state.
+  Result<CanaryAnalysis> analysis_of(const RolloutRecord& r) const {
+    auto plan = parse_rollout_plan(r.plan);
+    if (!plan.ok()) return plan.status().with_context("rollout " + std::to_string(r.id) + "'s stored plan");
+    CanaryAnalysis a(std::move(*plan), now());
+    a.restore(static_cast<std::size_t>(r.step), state_of(r.state).value_or(RolloutState::kPaused), r.reason,
+              std::chrono::microseconds(r.step_started_us));
+    return a;
+  }
+
   // An active rollout in the registry: picked up when new, else its changes applied.
   Status adopt(const RolloutRecord& r, std::vector<RolloutEvent>& events) {
     bool fresh = false;
@@ -401,18 +404,15 @@ struct RolloutControllerImpl : std::enable_shared_from_this<RolloutControllerImp
         return {};
       }
     }
-    auto plan = parse_rollout_plan(r.plan);
-    if (!plan.ok()) return plan.status().with_context("rollout " + std::to_string(r.id) + "'s stored plan");
-    CanaryAnalysis a(*plan, now());
-    const auto state = state_of(r.state).value_or(RolloutState::kPaused);
-    a.restore(static_cast<std::size_t>(r.step), state, r.reason, std::chrono::microseconds(r.step_started_us));
-    auto built = rollout_arms(r, *plan, a.status().weight);
+    auto a = analysis_of(r);
+    if (!a.ok()) return a.status();
+    auto built = rollout_arms(r, a->plan(), a->status().weight);
     if (!built.ok()) return built.status();
     // The arms replaced are destroyed after `mu` is let go: their shadow may be waiting
     // for it to fold in a last comparison, and their split waits for their shadow.
     std::shared_ptr<const Arms> replaced;
     std::lock_guard lock(mu);
-    analysis = std::move(a);
+    analysis = std::move(*a);
     analysis_rollout = r.id;
     record = r;
     decisions.clear();
@@ -546,7 +546,11 @@ Status RolloutController::predict(std::string_view json, std::string_view key, P
   std::size_t chosen = 0;
   const Status st = a->split->predict(json, key, prediction, &chosen);
   if (arm != nullptr) *arm = chosen == 1 ? "candidate" : "control";
-  if (a->rollout != 0) impl_->observe(a->rollout, rollout_observation(chosen == 1, st, prediction));
+  if (a->rollout != 0) {
+    const RolloutObservation o = rollout_observation(chosen == 1, st, prediction);
+    const auto t = impl_->now();
+    impl_->analyse(a->rollout, [&](CanaryAnalysis& analysis) { analysis.observe(o, t); });
+  }
   return st;
 }
 
@@ -558,17 +562,8 @@ void RolloutController::record_outcome(const Prediction& prediction, double outc
   }
   auto v = prediction.value(prediction.outputs.empty() ? "output" : prediction.outputs[0].name);
   if (!v.ok()) return;
-  std::vector<RolloutEvent> events;
-  bool flush = false;
-  {
-    std::lock_guard lock(impl_->mu);
-    if (!impl_->analysis || impl_->analysis_rollout != a->rollout) return;
-    const RolloutStatus before = impl_->analysis->status();
-    impl_->analysis->observe_outcome(*v, outcome, impl_->now());
-    flush = impl_->changed_locked(before, events);
-  }
-  impl_->tell(events);
-  if (flush) impl_->flush_if_refused();
+  const auto t = impl_->now();
+  impl_->analyse(a->rollout, [&](CanaryAnalysis& analysis) { analysis.observe_outcome(*v, outcome, t); });
 }
 
 Status RolloutController::sync() { return impl_->sync(); }

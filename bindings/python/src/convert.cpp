@@ -38,15 +38,22 @@ void append_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
-struct Where;
-std::string path_of(const Where& where);
+// Where a value sits, for error messages only: built when an error is raised or a
+// container is entered, never for each scalar.
+struct Where {
+  const Where* parent = nullptr;
+  std::string_view key;
+  [[nodiscard]] std::string path() const {
+    return parent == nullptr ? std::string(key) : parent->path() + "/" + std::string(key);
+  }
+};
 
 void append_double(std::string& out, double v, const Where& where) {
   if (std::isnan(v)) {
     out += "null";  // pandas' missing value
     return;
   }
-  if (!std::isfinite(v)) invalid(path_of(where) + ": infinity has no JSON form");
+  if (!std::isfinite(v)) invalid(where.path() + ": infinity has no JSON form");
   char buf[32];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
   (void)ec;
@@ -69,17 +76,6 @@ std::string_view utf8(py::handle s) {
   return {p, static_cast<std::size_t>(n)};
 }
 
-// Where a value sits, for error messages only: built when an error is raised or a
-// container is entered, never for each scalar.
-struct Where {
-  const Where* parent = nullptr;
-  std::string_view key;
-  [[nodiscard]] std::string path() const {
-    return parent == nullptr ? std::string(key) : parent->path() + "/" + std::string(key);
-  }
-};
-
-std::string path_of(const Where& where) { return where.path(); }
 
 void append_value(std::string& out, py::handle v, int depth, const Where& where);
 

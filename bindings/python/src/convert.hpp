@@ -5,6 +5,7 @@
 // Status codes to ember.errors exceptions.
 
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <pybind11/numpy.h>
@@ -32,6 +33,21 @@ template <typename T>
 T value_or_raise(ember::Result<T>&& r) {
   if (!r.ok()) raise(r.status());
   return std::move(*r);
+}
+
+/// Runs `f` without the GIL; returns its value, or raises its error (a Status-returning
+/// `f` returns nothing).
+template <typename F>
+auto unlocked(F&& f) {
+  auto r = [&] {
+    py::gil_scoped_release release;
+    return f();
+  }();
+  if constexpr (std::is_same_v<decltype(r), ember::Status>) {
+    check(r);
+  } else {
+    return value_or_raise(std::move(r));
+  }
 }
 
 /// One record as JSON text: a str (used as it is), bytes (UTF-8), a dict (keys are

@@ -52,12 +52,7 @@ ember::ModelOptions model_options(const std::string& device, bool verify) {
 
 py::object load_model(const std::string& path, const std::string& device, bool verify) {
   const ember::ModelOptions options = model_options(device, verify);
-  ember::Result<std::unique_ptr<ember::Model>> m = ember::internal_error("not loaded");
-  {
-    py::gil_scoped_release release;
-    m = ember::Model::load(path, options);
-  }
-  return py::cast(std::shared_ptr<ember::Model>(value_or_raise(std::move(m))));
+  return py::cast(std::shared_ptr<ember::Model>(unlocked([&] { return ember::Model::load(path, options); })));
 }
 
 void bind_model(py::module_& m) {

@@ -18,20 +18,6 @@ namespace {
 
 using ember::Registry;
 
-// Runs `f` without the GIL and returns its value, raising its error.
-template <typename F>
-auto unlocked(F&& f) {
-  auto r = [&] {
-    py::gil_scoped_release release;
-    return f();
-  }();
-  if constexpr (std::is_same_v<decltype(r), ember::Status>) {
-    check(r);
-  } else {
-    return value_or_raise(std::move(r));
-  }
-}
-
 ember::RegistryOptions options(const std::string& key) {
   ember::RegistryOptions o;
   o.encryption_key = key;

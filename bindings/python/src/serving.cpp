@@ -149,25 +149,11 @@ void bind_serving(py::module_& m) {
           "asyncio.wrap_future). Never blocks beyond validating the record.")
       .def(
           "reload",
-          [](ember::Deployment& d) {
-            ember::Status st;
-            {
-              py::gil_scoped_release release;
-              st = d.reload();
-            }
-            check(st);
-          },
+          [](ember::Deployment& d) { unlocked([&] { return d.reload(); }); },
           "Resolves the source again and swaps in a new version when it names one.")
       .def(
           "switch_to",
-          [](ember::Deployment& d, const std::string& ref) {
-            ember::Status st;
-            {
-              py::gil_scoped_release release;
-              st = d.switch_to(ref);
-            }
-            check(st);
-          },
+          [](ember::Deployment& d, const std::string& ref) { unlocked([&] { return d.switch_to(ref); }); },
           py::arg("ref"))
       .def("counters", [](const ember::Deployment& d) { return counters_dict(d.counters()); })
       .def_property_readonly("name", &ember::Deployment::name)
