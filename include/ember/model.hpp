@@ -234,11 +234,19 @@ class EMBER_API Model {
   Status predict_batch(std::span<const std::string_view> records, BatchPrediction& prediction,
                        const PredictOptions& options = {}) const;
 
+  /// The same for N records given column by column (a frame's columns, read in place:
+  /// see Schema::validate_batch(Columns)), with the same answers as their JSON texts.
+  /// FailedPrecondition when the schema does not accept columns
+  /// (Schema::accepts_columns); InvalidArgument for a malformed column.
+  Status predict_batch(const Columns& records, BatchPrediction& prediction, const PredictOptions& options = {}) const;
+
   /// Validates and preprocesses N JSON records into the model's input rows. Invalid
   /// records (and those preprocessing refuses) are reported and left out.
   /// InvalidArgument when none is valid.
   Status prepare(std::span<const std::string_view> records, PreparedBatch& prepared,
                  const PredictOptions& options = {}) const;
+  /// The same for N records given column by column.
+  Status prepare(const Columns& records, PreparedBatch& prepared, const PredictOptions& options = {}) const;
 
   /// Runs the chain on model input rows (rows x input_width() float64, host): rows of
   /// several requests may be gathered into one call (Tensor::concat_rows) and the

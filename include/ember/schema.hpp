@@ -140,6 +140,48 @@ class EMBER_API Record {
   std::vector<std::pair<std::string, Value>> fields_;
 };
 
+/// One value of a record given column by column (a ColumnView of kCells): what the
+/// record's JSON would hold there, without the text. A view: `text` must stay valid
+/// during the call.
+struct Cell {
+  enum class Type : std::uint8_t {
+    kAbsent,    ///< the record has no such property
+    kNull,
+    kBool,      ///< `integer` is 1 or 0
+    kInteger,   ///< `integer`
+    kUnsigned,  ///< `unsigned_integer` (for values above INT64_MAX)
+    kNumber,    ///< `number`; NaN is null, an infinity is refused (JSON has neither)
+    kString,    ///< `text`, UTF-8
+  };
+  Type type = Type::kAbsent;
+  std::int64_t integer = 0;
+  std::uint64_t unsigned_integer = 0;
+  double number = 0;
+  std::string_view text;
+};
+
+/// One property of N records, read in place: a column of a frame, or cells.
+struct ColumnView {
+  enum class Type : std::uint8_t {
+    kFloat64, kFloat32,                  ///< NaN is null (a missing value); an infinity is refused
+    kInt64, kInt32, kInt16, kInt8,
+    kUInt64, kUInt32, kUInt16, kUInt8,
+    kBool,                               ///< one byte, 0 is false
+    kCells,                              ///< Cell values (any type, null, absent)
+  };
+  std::string_view name;  ///< the property: a feature's name (FeatureSpec::name)
+  Type type = Type::kFloat64;
+  const void* data = nullptr;  ///< the first record's value
+  /// Bytes from one record's value to the next (may be negative); 0: packed.
+  std::ptrdiff_t stride = 0;
+};
+
+/// N records given column by column: record i is the i-th value of every column.
+struct Columns {
+  std::span<const ColumnView> columns;
+  std::size_t rows = 0;
+};
+
 /// What validate_batch does with an invalid record.
 enum class BatchPolicy : std::uint8_t {
   kSkipInvalid,  ///< leave it out of the matrix and go on (default)
@@ -225,6 +267,19 @@ class EMBER_API Schema {
   /// parsers take `parser`'s limits.
   Status validate_batch(std::span<const std::string_view> records, JsonParser& parser, FeatureBatch& batch,
                         BatchReport& report, const BatchOptions& options) const;
+
+  /// True when records given column by column are checked exactly as their JSON text
+  /// would be: every property the schema describes is a scalar feature (no nested
+  /// objects, arrays or combinators), and what it requires are features. Otherwise
+  /// validate_batch(Columns) says FailedPrecondition: give such records as JSON.
+  [[nodiscard]] bool accepts_columns() const noexcept;
+  /// Validates N records given column by column into one matrix, with the same answers,
+  /// errors and flags as validate_batch of their JSON texts: numeric columns are read in
+  /// place, a float NaN is null, a column that names no feature is an unknown property.
+  /// InvalidArgument for a malformed ColumnView (no data, an unknown type, a name twice);
+  /// FailedPrecondition unless accepts_columns().
+  Status validate_batch(const Columns& columns, FeatureBatch& batch, BatchReport& report,
+                        const BatchOptions& options = {}) const;
 
   /// How often each feature was flagged since compile (for monitoring), by feature index.
   [[nodiscard]] std::vector<std::uint64_t> flag_counts() const;

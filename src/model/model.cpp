@@ -208,8 +208,15 @@ struct ModelImpl {
     return st;
   }
 
-  Status prepare(std::span<const std::string_view> records, PreparedBatch& out, const PredictOptions& options,
+  // N records as JSON texts or column by column (one of the two).
+  struct BatchInput {
+    std::span<const std::string_view> texts;
+    const Columns* columns = nullptr;
+    [[nodiscard]] std::size_t size() const noexcept { return columns != nullptr ? columns->rows : texts.size(); }
+  };
+  Status prepare(const BatchInput& records, PreparedBatch& out, const PredictOptions& options,
                  JsonParser& parser) const;
+  Status predict_batch(const BatchInput& records, BatchPrediction& prediction, const PredictOptions& options) const;
   Status execute(const Tensor& inputs, BatchPrediction& prediction, const PredictOptions& options) const;
 };
 
@@ -228,13 +235,15 @@ Status guarded(const char* what, F&& f) noexcept {
   }
 }
 
-Status ModelImpl::prepare(std::span<const std::string_view> records, PreparedBatch& out, const PredictOptions& options,
+Status ModelImpl::prepare(const BatchInput& records, PreparedBatch& out, const PredictOptions& options,
                           JsonParser& parser) const {
   BatchOptions bo;
-  bo.policy = BatchPolicy::kSkipInvalid;
+  bo.policy = BatchPolicy::kSkipInvalid;  // bad records go to the report, not the status
   bo.threads = options.threads;
   bo.executor = executor.get();
-  (void)schema.validate_batch(records, parser, out.features, out.validation, bo);  // bad records are in the report
+  EMBER_RETURN_IF_ERROR(records.columns != nullptr
+                            ? schema.validate_batch(*records.columns, out.features, out.validation, bo)
+                            : schema.validate_batch(records.texts, parser, out.features, out.validation, bo));
   FeatureBatch& batch = out.features;
   out.width = width;
   out.inputs.resize(batch.rows * width);
@@ -521,7 +530,15 @@ Status Model::prepare(std::span<const std::string_view> records, PreparedBatch& 
   return detail::guarded("prepare", [&] {
     impl_->requests.add(records.size());
     auto lease = impl_->scratch.take();
-    return impl_->prepare(records, prepared, options, lease->parser);
+    return impl_->prepare({records, nullptr}, prepared, options, lease->parser);
+  });
+}
+
+Status Model::prepare(const Columns& records, PreparedBatch& prepared, const PredictOptions& options) const {
+  return detail::guarded("prepare", [&] {
+    impl_->requests.add(records.rows);
+    auto lease = impl_->scratch.take();
+    return impl_->prepare({{}, &records}, prepared, options, lease->parser);
   });
 }
 
@@ -536,40 +553,46 @@ Status Model::execute(const Tensor& inputs, BatchPrediction& prediction, const P
   });
 }
 
+Status detail::ModelImpl::predict_batch(const BatchInput& records, BatchPrediction& prediction,
+                                       const PredictOptions& options) const {
+  const auto start = std::chrono::steady_clock::now();
+  const std::uint64_t id = requests.add_unique(std::max<std::size_t>(records.size(), 1));
+  auto lease = scratch.take();
+  PreparedBatch& prepared = lease->prepared;
+  Status st = prepare(records, prepared, options, lease->parser);
+  prediction.validation = prepared.validation;
+  prediction.source_index = prepared.source_index;
+  Tensor input;
+  if (st.ok()) {
+    auto view = prepared.input_tensor();
+    if (!view.ok()) return view.status();
+    input = std::move(view).value();
+    st = execute(input, prediction, options);
+  } else {
+    prediction.outputs.clear();
+    prediction.skipped.clear();
+    prediction.needs_review.clear();
+    prediction.served_by.clear();
+    prediction.rows.clear();
+    prediction.failed_rows = 0;
+  }
+  stamp(prediction, id, start);
+  if (!observers.empty()) {
+    RequestEvent e = event(prediction, prediction, input.defined() ? &input : nullptr, st);
+    e.batch_features = &prepared.features;
+    e.batch_validation = &prediction.validation;
+    notify(e);
+  }
+  return st;
+}
+
 Status Model::predict_batch(std::span<const std::string_view> records, BatchPrediction& prediction,
                             const PredictOptions& options) const {
-  return detail::guarded("predict_batch", [&] {
-    const auto start = std::chrono::steady_clock::now();
-    auto& m = *impl_;
-    const std::uint64_t id = m.requests.add_unique(std::max<std::size_t>(records.size(), 1));
-    auto lease = m.scratch.take();
-    PreparedBatch& prepared = lease->prepared;
-    Status st = m.prepare(records, prepared, options, lease->parser);
-    prediction.validation = prepared.validation;
-    prediction.source_index = prepared.source_index;
-    Tensor input;
-    if (st.ok()) {
-      auto view = prepared.input_tensor();
-      if (!view.ok()) return view.status();
-      input = std::move(view).value();
-      st = m.execute(input, prediction, options);
-    } else {
-      prediction.outputs.clear();
-      prediction.skipped.clear();
-      prediction.needs_review.clear();
-      prediction.served_by.clear();
-      prediction.rows.clear();
-      prediction.failed_rows = 0;
-    }
-    m.stamp(prediction, id, start);
-    if (!m.observers.empty()) {
-      RequestEvent e = m.event(prediction, prediction, input.defined() ? &input : nullptr, st);
-      e.batch_features = &prepared.features;
-      e.batch_validation = &prediction.validation;
-      m.notify(e);
-    }
-    return st;
-  });
+  return detail::guarded("predict_batch", [&] { return impl_->predict_batch({records, nullptr}, prediction, options); });
+}
+
+Status Model::predict_batch(const Columns& records, BatchPrediction& prediction, const PredictOptions& options) const {
+  return detail::guarded("predict_batch", [&] { return impl_->predict_batch({{}, &records}, prediction, options); });
 }
 
 const Schema& Model::schema() const noexcept { return impl_->schema; }

@@ -1,7 +1,7 @@
 #pragma once
 
 // Instances as the validator walks them: a parsed JSON value (SimdValue) or one scalar
-// of a Record (ScalarValue), behind one interface, and what is said about them in
+// of a Record or a column (ScalarValue), behind one interface, and what is said about them in
 // messages. Included by validate.cpp only.
 
 #include <algorithm>
@@ -120,26 +120,48 @@ struct SimdValue {
   }
 };
 
-// One scalar of a Record (or a coerced value). Never an array or object.
+// One scalar: a Record's value, a Cell of a column, or a coerced value. Never an array
+// or object. A view: a string stays where it was.
 struct ScalarValue {
-  const Record::Value* v;
-  JsonType type() const noexcept {
-    switch (v->index()) {
-      case 1: return JsonType::kBool;
-      case 2: return JsonType::kInt64;
-      case 3: return JsonType::kDouble;
-      case 4: return JsonType::kString;
-      default: return JsonType::kNull;
+  explicit ScalarValue(const Record::Value& v) noexcept {
+    switch (v.index()) {
+      case 1: t = JsonType::kBool; b = std::get<bool>(v); break;
+      case 2: t = JsonType::kInt64; i = std::get<std::int64_t>(v); break;
+      case 3: t = JsonType::kDouble; d = std::get<double>(v); break;
+      case 4: t = JsonType::kString; s = std::get<std::string>(v); break;
+      default: break;
     }
   }
-  bool as_bool() const noexcept { return std::get<bool>(*v); }
+  explicit ScalarValue(const Cell& c) noexcept {
+    switch (c.type) {
+      case Cell::Type::kBool: t = JsonType::kBool; b = c.integer != 0; break;
+      case Cell::Type::kInteger: t = JsonType::kInt64; i = c.integer; break;
+      case Cell::Type::kUnsigned: t = JsonType::kUint64; u = c.unsigned_integer; break;
+      case Cell::Type::kNumber: t = JsonType::kDouble; d = c.number; break;
+      case Cell::Type::kString: t = JsonType::kString; s = c.text; break;
+      default: break;  // null (an absent cell never gets here)
+    }
+  }
+  JsonType t = JsonType::kNull;
+  bool b = false;
+  std::int64_t i = 0;
+  std::uint64_t u = 0;
+  double d = 0;
+  std::string_view s;
+
+  JsonType type() const noexcept { return t; }
+  bool as_bool() const noexcept { return b; }
   double as_double() const noexcept {
-    return v->index() == 2 ? static_cast<double>(std::get<std::int64_t>(*v)) : std::get<double>(*v);
+    return t == JsonType::kInt64 ? static_cast<double>(i) : t == JsonType::kUint64 ? static_cast<double>(u) : d;
   }
   std::int64_t as_exact_integer() const noexcept {
-    return v->index() == 2 ? std::get<std::int64_t>(*v) : exact_integer(std::get<double>(*v));
+    switch (t) {
+      case JsonType::kInt64: return i;
+      case JsonType::kUint64: return u <= static_cast<std::uint64_t>(INT64_MAX) ? static_cast<std::int64_t>(u) : kNotInteger;
+      default: return exact_integer(d);
+    }
   }
-  std::string_view as_string() const noexcept { return std::get<std::string>(*v); }
+  std::string_view as_string() const noexcept { return s; }
   template <typename F>
   bool for_items(F&&) const { return true; }
   std::size_t array_size() const noexcept { return 0; }
@@ -147,11 +169,12 @@ struct ScalarValue {
   bool for_fields(F&&) const { return true; }
   std::size_t object_size() const noexcept { return 0; }
   void canonical(std::string& out) const {
-    switch (type()) {
-      case JsonType::kInt64: out += std::to_string(std::get<std::int64_t>(*v)); return;
-      case JsonType::kDouble: append_canonical_number(out, as_double()); return;
-      case JsonType::kString: out += nlohmann::json(std::string(as_string())).dump(); return;
-      case JsonType::kBool: out += as_bool() ? "true" : "false"; return;
+    switch (t) {
+      case JsonType::kInt64: out += std::to_string(i); return;
+      case JsonType::kUint64: out += std::to_string(u); return;
+      case JsonType::kDouble: append_canonical_number(out, d); return;
+      case JsonType::kString: out += nlohmann::json(std::string(s)).dump(); return;
+      case JsonType::kBool: out += b ? "true" : "false"; return;
       default: out += "null"; return;
     }
   }
@@ -250,7 +273,7 @@ std::size_t utf8_length(std::string_view s) {
   return n;
 }
 
-bool valid_utf8(std::string_view s) {
+[[maybe_unused]] bool valid_utf8(std::string_view s) {
   std::size_t i = 0;
   while (i < s.size()) {
     const auto c = static_cast<unsigned char>(s[i]);

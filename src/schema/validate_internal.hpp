@@ -3,6 +3,7 @@
 // What batch validation (batch.cpp) needs of the record walk (validate.cpp).
 
 #include <cstdint>
+#include <span>
 #include <string>
 
 #include "ember/json.hpp"
@@ -24,5 +25,16 @@ void clear_row(const SchemaImpl& s, RowOut out);
 /// Validates a parsed record into `out` (cleared first by the caller): OK, or
 /// InvalidArgument with the errors in `report`.
 Status validate_parsed(const SchemaImpl& s, const JsonValue& value, RowOut out, ValidationReport& report);
+
+/// A column of a batch resolved against the schema.
+struct ColumnIn {
+  ColumnView view;
+  std::int64_t feature = -1;  // the feature it fills, or -1 (an unknown property)
+};
+
+/// Validates record `row` of `columns` into `out` (cleared first by the caller): OK, or
+/// InvalidArgument with the errors in `report`.
+Status validate_columns_row(const SchemaImpl& s, std::span<const ColumnIn> columns, std::size_t row, RowOut out,
+                            ValidationReport& report);
 
 }  // namespace ember::detail

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -190,6 +191,66 @@ TEST_CASE("model: a batch answers its valid records in one pass and reports the 
   }
   std::vector<std::string_view> none{"{}", "[]"};
   CHECK(model->predict_batch(none, b).code() == StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("model: a batch given column by column answers as its JSON texts do") {
+  auto model = load(churn());
+  REQUIRE(model->schema().accepts_columns());
+  auto lines = requests();
+  lines.push_back(R"({"tenure": -5, "plan": "pro"})");  // invalid: reported, left out
+  std::vector<nlohmann::json> docs;
+  for (const auto& line : lines) docs.push_back(nlohmann::json::parse(line));
+  // One column of cells per property any record has; absent where a record lacks it.
+  std::vector<std::string> names;
+  for (const auto& doc : docs) {
+    for (const auto& [key, value] : doc.items()) {
+      if (std::find(names.begin(), names.end(), key) == names.end()) names.push_back(key);
+    }
+  }
+  std::vector<std::vector<ember::Cell>> cells(names.size(), std::vector<ember::Cell>(docs.size()));
+  for (std::size_t k = 0; k < names.size(); ++k) {
+    for (std::size_t i = 0; i < docs.size(); ++i) {
+      const auto it = docs[i].find(names[k]);
+      if (it == docs[i].end()) continue;
+      ember::Cell& c = cells[k][i];
+      if (it->is_boolean()) {
+        c.type = ember::Cell::Type::kBool;
+        c.integer = it->get<bool>() ? 1 : 0;
+      } else if (it->is_number_integer()) {
+        c.type = ember::Cell::Type::kInteger;
+        c.integer = it->get<std::int64_t>();
+      } else if (it->is_number()) {
+        c.type = ember::Cell::Type::kNumber;
+        c.number = it->get<double>();
+      } else if (it->is_string()) {
+        c.type = ember::Cell::Type::kString;
+        c.text = it->get_ref<const std::string&>();
+      } else {
+        c.type = ember::Cell::Type::kNull;
+      }
+    }
+  }
+  std::vector<ember::ColumnView> columns;
+  for (std::size_t k = 0; k < names.size(); ++k) {
+    columns.push_back({names[k], ember::ColumnView::Type::kCells, cells[k].data(), 0});
+  }
+  std::vector<std::string_view> views(lines.begin(), lines.end());
+  ember::BatchPrediction from_text, from_columns;
+  REQUIRE(model->predict_batch(views, from_text).ok());
+  REQUIRE(model->predict_batch(ember::Columns{columns, docs.size()}, from_columns).ok());
+  CHECK(from_columns.source_index == from_text.source_index);
+  CHECK(from_columns.validation.invalid == 1);
+  REQUIRE(from_columns.validation.records.size() == from_text.validation.records.size());
+  CHECK(from_columns.validation.records[0].second.status() == from_text.validation.records[0].second.status());
+  const auto a = from_text.outputs.find("output")->values<float>();
+  const auto b = from_columns.outputs.find("output")->values<float>();
+  CHECK(std::equal(a.begin(), a.end(), b.begin(), b.end()));
+  ember::PreparedBatch prepared;
+  REQUIRE(model->prepare(ember::Columns{columns, docs.size()}, prepared).ok());
+  CHECK(prepared.rows == lines.size() - 1);
+  // A malformed column is an error of the call, not of a record.
+  const std::vector<ember::ColumnView> broken{{"tenure", ember::ColumnView::Type::kInt64, nullptr, 0}};
+  CHECK(model->predict_batch(ember::Columns{broken, 3}, from_columns).code() == StatusCode::kInvalidArgument);
 }
 
 TEST_CASE("model: a hung primary is answered by the linear model at the deadline") {

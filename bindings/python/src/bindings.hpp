@@ -13,9 +13,20 @@ namespace ember_py {
 
 namespace py = pybind11;
 
-/// A Prediction owned by Python; its arrays share its tensors' memory.
+/// A Prediction owned by Python; its arrays share its tensors' memory (which a reused
+/// Prediction never writes into: a stage writes in place only into a tensor nobody
+/// else holds). The Prediction an answer leaves behind when Python lets it go is kept
+/// for the next predict of the thread that let it go, which fills it without the GIL:
+/// the memory of one answer is then freed and reused outside the GIL, as in a C++ loop
+/// that reuses its Prediction, instead of being freed and allocated under it.
 struct PyPrediction {
-  std::shared_ptr<ember::Prediction> p = std::make_shared<ember::Prediction>();
+  PyPrediction();
+  ~PyPrediction();
+  PyPrediction(PyPrediction&&) noexcept = default;
+  PyPrediction& operator=(PyPrediction&&) noexcept = default;
+  PyPrediction(const PyPrediction&) = delete;
+  PyPrediction& operator=(const PyPrediction&) = delete;
+  std::shared_ptr<ember::Prediction> p;
 };
 
 void bind_model(py::module_& m);

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <algorithm>
+#include <optional>
 
 namespace ember_py {
 
@@ -130,6 +131,8 @@ void append_value(std::string& out, py::handle v, int depth, const Where& where)
       append_value(out, seq[i], depth + 1, Where{&where, index});
     }
     out += ']';
+  } else if (std::strcmp(Py_TYPE(o)->tp_name, "NAType") == 0) {
+    out += "null";  // pandas.NA
   } else if (py::isinstance<py::array>(v)) {
     append_value(out, v.attr("tolist")(), depth, where);
   } else if (py::hasattr(v, "item") && py::hasattr(v, "dtype")) {
@@ -263,23 +266,51 @@ py::list errors_list(const ember::ValidationReport& report) {
   return out;
 }
 
-std::string record_json(py::handle record) {
-  if (PyUnicode_Check(record.ptr())) return std::string(utf8(record));
-  if (PyBytes_Check(record.ptr())) return std::string(py::bytes(py::reinterpret_borrow<py::bytes>(record)));
-  std::string out;
+namespace {
+
+// A record that is not text, written as JSON into `out` (cleared first).
+void write_record(std::string& out, py::handle record) {
+  out.clear();
   if (PyDict_Check(record.ptr())) {
     append_dict(out, record, 0, Where{});
-    return out;
+    return;
   }
   if (py::hasattr(record, "to_dict")) {
     py::object d = record.attr("to_dict")();
     if (PyDict_Check(d.ptr())) {
       append_dict(out, d, 0, Where{});
-      return out;
+      return;
     }
   }
   invalid("a record is a dict, a JSON string or a pandas row, not a " +
           std::string(py::str(record.get_type().attr("__name__"))));
+}
+
+std::optional<std::string_view> text_of(py::handle record) {
+  if (PyUnicode_Check(record.ptr())) return utf8(record);
+  if (PyBytes_Check(record.ptr())) {
+    char* data = nullptr;
+    Py_ssize_t n = 0;
+    if (PyBytes_AsStringAndSize(record.ptr(), &data, &n) != 0) throw py::error_already_set();
+    return std::string_view(data, static_cast<std::size_t>(n));
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string record_json(py::handle record) {
+  if (auto text = text_of(record)) return std::string(*text);
+  std::string out;
+  write_record(out, record);
+  return out;
+}
+
+std::string_view record_text(py::handle record) {
+  if (auto text = text_of(record)) return *text;
+  thread_local std::string buffer;  // keeps its capacity: a warm call allocates nothing
+  write_record(buffer, record);
+  return buffer;
 }
 
 std::vector<std::string> records_json(py::handle records) {

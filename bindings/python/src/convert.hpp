@@ -56,6 +56,11 @@ auto unlocked(F&& f) {
 /// ember.InvalidArgument for anything else or nesting deeper than 64.
 std::string record_json(py::handle record);
 
+/// The same as a view for a call that releases the GIL: a str or bytes argument is read
+/// in place (it stays alive and unchanged for the call); anything else is written into
+/// a buffer of this thread, valid until its next record_text.
+std::string_view record_text(py::handle record);
+
 /// Records as JSON texts: a list or tuple of records, a pandas DataFrame, or a dict of
 /// equally long columns (numpy arrays or lists). Numeric numpy columns are read in place.
 std::vector<std::string> records_json(py::handle records);

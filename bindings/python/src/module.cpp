@@ -2,6 +2,7 @@
 // registry.cpp. Every call that does work (loading, predicting, registry I/O) releases
 // the GIL, so Python threads predict in parallel as C++ threads do.
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include <pybind11/stl/filesystem.h>
 
 #include "bindings.hpp"
+#include "columns.hpp"
 #include "convert.hpp"
 #include "ember/model.hpp"
 #include "ember/version.hpp"
@@ -48,7 +50,17 @@ ember::ModelOptions model_options(const std::string& device, bool verify) {
   return o;
 }
 
+// The Prediction this thread's last answer left behind (see PyPrediction).
+thread_local std::shared_ptr<ember::Prediction> spare_prediction;
+
 }  // namespace
+
+PyPrediction::PyPrediction()
+    : p(spare_prediction != nullptr ? std::move(spare_prediction) : std::make_shared<ember::Prediction>()) {}
+
+PyPrediction::~PyPrediction() {
+  if (p != nullptr && p.use_count() == 1 && spare_prediction == nullptr) spare_prediction = std::move(p);
+}
 
 py::object load_model(const std::string& path, const std::string& device, bool verify) {
   const ember::ModelOptions options = model_options(device, verify);
@@ -124,7 +136,7 @@ void bind_model(py::module_& m) {
       .def(
           "predict",
           [](const ember::Model& model, py::handle record) {
-            const std::string json = record_json(record);
+            const std::string_view json = record_text(record);
             PyPrediction out;
             ember::Status st;
             {
@@ -140,16 +152,21 @@ void bind_model(py::module_& m) {
       .def(
           "predict_batch",
           [](const ember::Model& model, py::handle records, unsigned threads) {
-            const std::vector<std::string> texts = records_json(records);
-            std::vector<std::string_view> views(texts.begin(), texts.end());
+            // Column by column when the schema allows it and the values are scalars;
+            // else as JSON text, one record at a time.
+            std::optional<ColumnBatch> columns;
+            if (model.schema().accepts_columns()) columns = columns_of(records);
+            std::vector<std::string> texts;
+            if (!columns) texts = records_json(records);
+            const std::vector<std::string_view> views(texts.begin(), texts.end());
             PyBatchPrediction out;
-            out.records = texts.size();
+            out.records = columns ? columns->rows : texts.size();
             ember::PredictOptions po;
             po.threads = threads == 0 ? 1 : threads;
             ember::Status st;
             {
               py::gil_scoped_release release;
-              st = model.predict_batch(views, *out.p, po);
+              st = columns ? model.predict_batch(columns->columns(), *out.p, po) : model.predict_batch(views, *out.p, po);
             }
             if (!st.ok()) {
               // None valid: the first invalid record's errors go with the exception.

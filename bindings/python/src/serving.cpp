@@ -102,7 +102,7 @@ void bind_serving(py::module_& m) {
       .def(
           "predict",
           [](const ember::Deployment& d, py::handle record, std::int64_t deadline_us, int priority) {
-            const std::string json = record_json(record);
+            const std::string_view json = record_text(record);
             const ember::RequestOptions ro = request_options(deadline_us, priority);
             PyPrediction out;
             ember::Status st;

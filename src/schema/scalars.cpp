@@ -1,0 +1,176 @@
+// Records without JSON text: a Record built in C++, and records given column by column
+// (a frame's columns, read in place). Both are checked value by value against the
+// features' schemas, as their JSON would be (see Schema::accepts_columns for when that
+// is exact).
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "validate_internal.hpp"
+#include "walker.hpp"
+
+namespace ember {
+namespace detail {
+namespace {
+
+// Which features a record set: bits on the stack for the usual widths, so that a warm
+// call allocates nothing.
+class Present {
+ public:
+  explicit Present(std::size_t features) {
+    if (features > 64 * small_.size()) {
+      large_.assign((features + 63) / 64, 0);
+      bits_ = large_.data();
+    }
+  }
+  void set(std::size_t f) noexcept { bits_[f / 64] |= std::uint64_t{1} << (f % 64); }
+  [[nodiscard]] bool has(std::size_t f) const noexcept { return ((bits_[f / 64] >> (f % 64)) & 1U) != 0; }
+
+ private:
+  std::array<std::uint64_t, 4> small_{};
+  std::vector<std::uint64_t> large_;
+  std::uint64_t* bits_ = small_.data();
+};
+
+// One property of a record given as scalars.
+struct Field {
+  std::int64_t feature = -1;  // -1: a property that is not a feature
+  std::string_view name;
+  ScalarValue value;
+};
+
+// Checks a record whose properties `field(i)` gives (i < count; nullopt: absent).
+template <typename F>
+Status validate_fields(const SchemaImpl& s, std::size_t count, F&& field, RowOut out, ValidationReport& report) {
+  Walker walker(s, &report, out);
+  Present present(s.features.size());
+  for (std::size_t i = 0; i < count && !walker.stopped(); ++i) {
+    const std::optional<Field> one = field(i);
+    if (!one) continue;
+    if (one->feature < 0) {
+      if (s.root_additional == Additional::kDeny) {
+        walker.push_key(one->name);
+        walker.not_allowed(*s.root, one->name);
+        walker.pop();
+      }
+      continue;
+    }
+    const auto f = static_cast<std::size_t>(one->feature);
+    present.set(f);
+    const std::string& pointer = s.features[f].pointer;
+    walker.push_raw(pointer);
+    const ScalarValue& v = one->value;
+    if (v.type() == JsonType::kString && !valid_utf8(v.as_string())) {
+      report.add_error({pointer, "", "json", "invalid UTF-8 in string"}, s.options.max_errors);
+    } else if (v.type() == JsonType::kDouble && std::isinf(v.as_double())) {
+      report.add_error({pointer, "", "json", "an infinity is not a JSON number"}, s.options.max_errors);
+    } else {
+      walker.feature(f, *s.feature_nodes[f], v);
+    }
+    walker.pop();
+  }
+  for (std::size_t f = 0; f < s.features.size(); ++f) {
+    if (!present.has(f) && s.features[f].required) walker.required_missing(*s.root, s.features[f].name);
+  }
+  return report.status();
+}
+
+template <typename T>
+T read(const void* p) noexcept {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// Record `row`'s value in a column, as a cell (a float NaN is null).
+Cell cell_at(const ColumnView& c, std::size_t row) noexcept {
+  const auto* p = static_cast<const char*>(c.data) + static_cast<std::ptrdiff_t>(row) * c.stride;
+  Cell cell;
+  const auto number = [&cell](double d) {
+    cell.type = std::isnan(d) ? Cell::Type::kNull : Cell::Type::kNumber;
+    cell.number = d;
+  };
+  const auto integer = [&cell](std::int64_t i) {
+    cell.type = Cell::Type::kInteger;
+    cell.integer = i;
+  };
+  using T = ColumnView::Type;
+  switch (c.type) {
+    case T::kFloat64: number(read<double>(p)); break;
+    case T::kFloat32: number(read<float>(p)); break;
+    case T::kInt64: integer(read<std::int64_t>(p)); break;
+    case T::kInt32: integer(read<std::int32_t>(p)); break;
+    case T::kInt16: integer(read<std::int16_t>(p)); break;
+    case T::kInt8: integer(read<std::int8_t>(p)); break;
+    case T::kUInt64: {
+      const auto u = read<std::uint64_t>(p);
+      if (u <= static_cast<std::uint64_t>(INT64_MAX)) {
+        integer(static_cast<std::int64_t>(u));
+      } else {
+        cell.type = Cell::Type::kUnsigned;
+        cell.unsigned_integer = u;
+      }
+      break;
+    }
+    case T::kUInt32: integer(read<std::uint32_t>(p)); break;
+    case T::kUInt16: integer(read<std::uint16_t>(p)); break;
+    case T::kUInt8: integer(read<std::uint8_t>(p)); break;
+    case T::kBool:
+      cell.type = Cell::Type::kBool;
+      cell.integer = *p != 0 ? 1 : 0;
+      break;
+    case T::kCells:
+      cell = read<Cell>(p);
+      if (cell.type == Cell::Type::kNumber && std::isnan(cell.number)) cell.type = Cell::Type::kNull;
+      break;
+  }
+  return cell;
+}
+
+}  // namespace
+
+Status validate_columns_row(const SchemaImpl& s, std::span<const ColumnIn> columns, std::size_t row, RowOut out,
+                            ValidationReport& report) {
+  return validate_fields(s, columns.size(), [&](std::size_t i) -> std::optional<Field> {
+    const ColumnIn& c = columns[i];
+    const Cell cell = cell_at(c.view, row);
+    if (cell.type == Cell::Type::kAbsent) return std::nullopt;
+    return Field{c.feature, c.view.name, ScalarValue(cell)};
+  }, out, report);
+}
+
+}  // namespace detail
+
+Status Schema::validate_into(const Record& record, FeatureRow& row, ValidationReport& report) const {
+  report.clear();
+  const auto& s = *impl_;
+  const auto& fields = record.fields();
+  return detail::validate_fields(s, fields.size(), [&](std::size_t i) -> std::optional<detail::Field> {
+    const auto& [name, value] = fields[i];
+    const auto it = s.feature_by_name.find(name);
+    const std::int64_t f = it == s.feature_by_name.end() ? -1 : static_cast<std::int64_t>(it->second);
+    return detail::Field{f, name, detail::ScalarValue(value)};
+  }, detail::reset_row(s, row), report);
+}
+
+bool Schema::accepts_columns() const noexcept {
+  // The record's own schema checks only which properties there are (required ones,
+  // unknown ones allowed or not), and each property is a scalar feature: then checking
+  // each present value against its feature's schema is the whole check.
+  const detail::Plan& plan = *impl_->root_plan;
+  const detail::Node& n = *plan.object_node;
+  if (n.ref || !n.all_of.empty() || !n.any_of.empty() || !n.one_of.empty() || n.not_node || n.const_value ||
+      n.has_enum || n.additional == detail::Additional::kSchema || (n.has_type && n.types != detail::kObjectBit)) {
+    return false;
+  }
+  const bool all_features = std::all_of(plan.fields.begin(), plan.fields.end(), [](const detail::Plan::Field& f) {
+    return f.nested == nullptr && f.feature >= 0;
+  });
+  return all_features && std::all_of(n.required.begin(), n.required.end(), [this](const std::string& name) {
+    return impl_->feature_by_name.count(name) != 0;
+  });
+}
+
+}  // namespace ember
