@@ -1,5 +1,6 @@
 // ember reference / ember drift: reference statistics from training data, and the drift
 // of current data against them (Evidently's default tests).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -171,6 +172,13 @@ Result<DriftInputs> load_drift_inputs(const std::string& schema_path, const std:
     auto pool = drift_pool();
     exact.executor = pool.get();
     in.reference = ember::describe_table(*table, ember::Table{}, exact);
+    // A reference.json given as data reads as one row of nothing: say so, not "no drift".
+    if (std::none_of(in.reference.features.begin(), in.reference.features.end(),
+                     [](const ember::ColumnReference& c) { return c.count > 0; })) {
+      return ember::invalid_argument("--reference " + reference + ": no value of any feature in " +
+                                     std::to_string(table->rows) +
+                                     " rows (reference statistics, reference.json, come with --bundle)");
+    }
   }
   auto cur = ember::read_table(current, *schema);
   if (!cur.ok()) return cur.status().with_context("--current");

@@ -66,7 +66,7 @@ def mlp(tmp_path_factory):
                                      plan=(Literal["basic", "plus", "pro"], ...))
     path = tmp_path_factory.mktemp("mlp") / "bundle"
     ember.export_bundle(path, name="churn", schema=Customer, pipeline=ct, model=net,
-                        example_input=torch.zeros(1, width))
+                        example_input=torch.zeros(1, width), reference=train)
 
     def expect(frame):
         with torch.no_grad():
@@ -74,3 +74,15 @@ def mlp(tmp_path_factory):
             return net(x).numpy().reshape(-1)
 
     return {"path": path, "expect": expect}
+
+
+@pytest.fixture()
+def reg(tmp_path):
+    """A registry with two versions of "churn": linear models of weight 1 and 3."""
+    registry = ember.Registry.init(tmp_path / "reg")
+    for i, weight in enumerate([1.0, 3.0], start=1):
+        ember.export_bundle(tmp_path / f"b{i}", name="churn", schema=str(linear_model(tmp_path / f"m{i}", weight) / "schema.json"),
+                            chain=None, extra_files={"linear.json": str(tmp_path / f"m{i}" / "linear.json"),
+                                                     "chain.json": str(tmp_path / f"m{i}" / "chain.json")})
+        assert registry.publish(tmp_path / f"b{i}", "alice", f"v{i}") == i
+    return registry

@@ -4,18 +4,6 @@ reference, aliases by compare-and-swap, rollouts, audit), and their errors."""
 import pytest
 
 import ember
-from conftest import linear_model
-
-
-@pytest.fixture()
-def reg(tmp_path):
-    registry = ember.Registry.init(tmp_path / "reg")
-    for i, weight in enumerate([1.0, 3.0], start=1):
-        ember.export_bundle(tmp_path / f"b{i}", name="churn", schema=str(linear_model(tmp_path / f"m{i}", weight) / "schema.json"),
-                            chain=None, extra_files={"linear.json": str(tmp_path / f"m{i}" / "linear.json"),
-                                                     "chain.json": str(tmp_path / f"m{i}" / "chain.json")})
-        assert registry.publish(tmp_path / f"b{i}", "alice", f"v{i}") == i
-    return registry
 
 
 def test_publish_alias_and_load_by_reference(reg, tmp_path):

@@ -62,12 +62,23 @@ PyPrediction::~PyPrediction() {
   if (p != nullptr && p.use_count() == 1 && spare_prediction == nullptr) spare_prediction = std::move(p);
 }
 
-py::object load_model(const std::string& path, const std::string& device, bool verify) {
-  const ember::ModelOptions options = model_options(device, verify);
-  return py::cast(std::shared_ptr<ember::Model>(unlocked([&] { return ember::Model::load(path, options); })));
+void Watchers::add_to(ember::ModelOptions& options, const std::string& name, const std::string& version) const {
+  if (metrics) options.observers.push_back(metrics->observer(name, version));
+  if (monitor) options.observers.push_back(monitor);
+}
+
+std::shared_ptr<ember::Model> Watchers::watch(std::unique_ptr<ember::Model> model) const {
+  std::shared_ptr<ember::Model> shared(std::move(model));
+  if (metrics) metrics->watch(shared);
+  return shared;
 }
 
 void bind_model(py::module_& m) {
+  py::class_<Watchers>(m, "_Watchers")
+      .def(py::init([](std::shared_ptr<ember::Metrics> metrics, std::shared_ptr<ember::Monitor> monitor) {
+             return Watchers{std::move(metrics), std::move(monitor)};
+           }),
+           py::arg("metrics") = nullptr, py::arg("monitor") = nullptr);
   py::class_<PyPrediction>(m, "Prediction", "The answer to one record. Arrays share ember's memory (read-only).")
       .def_property_readonly("outputs", [](const PyPrediction& self) { return outputs_dict(self.p->outputs); },
                              "Each output as a numpy array, rows first (one row).")
@@ -132,7 +143,17 @@ void bind_model(py::module_& m) {
       .def("__len__", [](const PyBatchPrediction& self) { return self.p->source_index.size(); });
 
   py::class_<ember::Model, std::shared_ptr<ember::Model>>(m, "Model", "One version of a model, loaded.")
-      .def_static("_load_dir", &load_model, py::arg("path"), py::arg("device") = "auto", py::arg("verify") = true)
+      .def_static(
+          "_load_dir",
+          [](const std::filesystem::path& path, const std::string& device, bool verify, const std::string& name,
+             const Watchers& watchers) {
+            ember::ModelOptions options = model_options(device, verify);
+            options.name = name;
+            watchers.add_to(options, name.empty() ? path.filename().string() : name, "");
+            return watchers.watch(unlocked([&] { return ember::Model::load(path, options); }));
+          },
+          py::arg("path"), py::arg("device"), py::arg("verify"), py::arg("name"), py::arg("watchers"))
+      .def_property_readonly("schema", &ember::Model::schema, "The request schema (ember.Schema).")
       .def(
           "predict",
           [](const ember::Model& model, py::handle record) {
@@ -206,4 +227,6 @@ PYBIND11_MODULE(_ember, m) {
   ember_py::bind_model(m);
   ember_py::bind_registry(m);
   ember_py::bind_serving(m);
+  ember_py::bind_monitoring(m);
+  ember_py::bind_rollout(m);
 }

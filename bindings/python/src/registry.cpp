@@ -54,6 +54,16 @@ py::dict event_dict(const ember::AliasEvent& e) {
                   py::arg("kind") = e.kind, py::arg("at_us") = e.at_us);
 }
 
+ember::RolloutCommand command_of(const std::string& name) {
+  if (name == "pause") return ember::RolloutCommand::kPause;
+  if (name == "resume") return ember::RolloutCommand::kResume;
+  if (name == "abort") return ember::RolloutCommand::kAbort;
+  if (name == "promote") return ember::RolloutCommand::kPromote;
+  raise(ember::invalid_argument("a rollout command is pause, resume, abort or promote, not '" + name + "'"));
+}
+
+}  // namespace
+
 py::dict rollout_dict(const ember::RolloutRecord& r) {
   const py::module_ json = py::module_::import("json");
   py::dict d;
@@ -74,16 +84,6 @@ py::dict rollout_dict(const ember::RolloutRecord& r) {
   d["revision"] = r.revision;
   return d;
 }
-
-ember::RolloutCommand command_of(const std::string& name) {
-  if (name == "pause") return ember::RolloutCommand::kPause;
-  if (name == "resume") return ember::RolloutCommand::kResume;
-  if (name == "abort") return ember::RolloutCommand::kAbort;
-  if (name == "promote") return ember::RolloutCommand::kPromote;
-  raise(ember::invalid_argument("a rollout command is pause, resume, abort or promote, not '" + name + "'"));
-}
-
-}  // namespace
 
 void bind_registry(py::module_& m) {
   py::class_<Registry, std::shared_ptr<Registry>>(m, "Registry",
@@ -118,12 +118,16 @@ void bind_registry(py::module_& m) {
           py::arg("ref"), "A verified version: name, version, dir (a bundle directory), digest.")
       .def(
           "load_model",
-          [](Registry& r, const std::string& ref, const std::string& device) {
+          [](Registry& r, const std::string& ref, const std::string& device, const Watchers& watchers) {
             ember::ModelOptions o;
             o.device = device;
-            return std::shared_ptr<ember::Model>(unlocked([&] { return r.load_model(ref, o); }));
+            if (watchers.metrics || watchers.monitor) {
+              const auto b = unlocked([&] { return r.resolve(ref); });  // the labels: its name and version
+              watchers.add_to(o, b.name, std::to_string(b.version));
+            }
+            return watchers.watch(unlocked([&] { return r.load_model(ref, o); }));
           },
-          py::arg("ref"), py::arg("device") = "auto", "Resolves, verifies and loads 'name@alias' or 'name/3'.")
+          py::arg("ref"), py::arg("device") = "auto", py::arg("watchers") = Watchers{}, "Resolves, verifies and loads 'name@alias' or 'name/3'.")
       .def(
           "set_alias",
           [](Registry& r, const std::string& name, const std::string& alias, std::int64_t version,

@@ -18,28 +18,6 @@ namespace ember_py {
 
 namespace {
 
-bool finalizing() {
-#if PY_VERSION_HEX >= 0x030D0000
-  return Py_IsFinalizing() != 0;
-#else
-  return _Py_IsFinalizing() != 0;
-#endif
-}
-
-// A Python object held by a C++ callback: released with the GIL, and leaked rather than
-// touched while the interpreter is finalizing.
-struct Held {
-  PyObject* object;
-  explicit Held(py::object o) : object(o.release().ptr()) {}
-  Held(const Held&) = delete;
-  Held& operator=(const Held&) = delete;
-  ~Held() {
-    if (object == nullptr || finalizing()) return;
-    py::gil_scoped_acquire gil;
-    Py_DECREF(object);
-  }
-};
-
 ember::RequestOptions request_options(std::int64_t deadline_us, int priority) {
   if (priority < 0 || priority >= ember::kPriorityLevels) {
     raise(ember::invalid_argument("priority is 0, 1 or 2, not " + std::to_string(priority)));
@@ -72,8 +50,11 @@ void bind_serving(py::module_& m) {
       .def_static(
           "_create",
           [](py::object registry, const std::string& source, bool batching, std::size_t max_batch_rows,
-             std::int64_t max_queue_delay_us, std::int64_t watch_interval_ms, std::vector<std::string> warmup) {
+             std::int64_t max_queue_delay_us, std::int64_t watch_interval_ms, std::vector<std::string> warmup,
+             std::shared_ptr<ember::Metrics> metrics, std::shared_ptr<ember::Monitor> monitor) {
             ember::DeploymentOptions o;
+            o.metrics = std::move(metrics);
+            o.monitor = std::move(monitor);
             o.batching.enabled = batching;
             o.batching.max_batch_rows = max_batch_rows;
             o.batching.max_queue_delay = std::chrono::microseconds(max_queue_delay_us);
@@ -86,19 +67,11 @@ void bind_serving(py::module_& m) {
               py::gil_scoped_release release;
               d = reg ? ember::Deployment::create(reg, source, o) : ember::Deployment::create(source, o);
             }
-            // Destroyed without the GIL: its batcher thread may be waiting for the GIL to
-            // hand an answer to a future.
-            return std::shared_ptr<ember::Deployment>(value_or_raise(std::move(d)).release(), [](ember::Deployment* p) {
-              if (PyGILState_Check() != 0) {
-                py::gil_scoped_release release;
-                delete p;
-              } else {
-                delete p;
-              }
-            });
+            return released_without_gil(std::shared_ptr<ember::Deployment>(value_or_raise(std::move(d))));
           },
           py::arg("registry"), py::arg("source"), py::arg("batching"), py::arg("max_batch_rows"),
-          py::arg("max_queue_delay_us"), py::arg("watch_interval_ms"), py::arg("warmup"))
+          py::arg("max_queue_delay_us"), py::arg("watch_interval_ms"), py::arg("warmup"), py::arg("metrics") = nullptr,
+          py::arg("monitor") = nullptr)
       .def(
           "predict",
           [](const ember::Deployment& d, py::handle record, std::int64_t deadline_us, int priority) {
