@@ -34,34 +34,28 @@ class Present {
   std::uint64_t* bits_ = small_.data();
 };
 
-// One property of a record given as scalars.
-struct Field {
-  std::int64_t feature = -1;  // -1: a property that is not a feature
-  std::string_view name;
-  ScalarValue value;
-};
-
-// Checks a record whose properties `field(i)` gives (i < count; nullopt: absent).
-template <typename F>
-Status validate_fields(const SchemaImpl& s, std::size_t count, F&& field, RowOut out, ValidationReport& report) {
+// Checks a record given as scalars: `for_each(visit)` calls visit(feature, name, value)
+// for each property the record has (feature -1: not a feature), in order, and stops
+// when visit returns false. (The values are handed down, not returned up: a value
+// returned in a struct was written field by field and read back whole, a store-to-load
+// stall on every property.)
+template <typename ForEach>
+Status validate_fields(const SchemaImpl& s, ForEach&& for_each, RowOut out, ValidationReport& report) {
   Walker walker(s, &report, out);
   Present present(s.features.size());
-  for (std::size_t i = 0; i < count && !walker.stopped(); ++i) {
-    const std::optional<Field> one = field(i);
-    if (!one) continue;
-    if (one->feature < 0) {
+  for_each([&](std::int64_t feature, std::string_view name, const ScalarValue& v) {
+    if (feature < 0) {
       if (s.root_additional == Additional::kDeny) {
-        walker.push_key(one->name);
-        walker.not_allowed(*s.root, one->name);
+        walker.push_key(name);
+        walker.not_allowed(*s.root, name);
         walker.pop();
       }
-      continue;
+      return !walker.stopped();
     }
-    const auto f = static_cast<std::size_t>(one->feature);
+    const auto f = static_cast<std::size_t>(feature);
     present.set(f);
     const std::string& pointer = s.features[f].pointer;
     walker.push_raw(pointer);
-    const ScalarValue& v = one->value;
     if (v.type() == JsonType::kString && !valid_utf8(v.as_string())) {
       report.add_error({pointer, "", "json", "invalid UTF-8 in string"}, s.options.max_errors);
     } else if (v.type() == JsonType::kDouble && std::isinf(v.as_double())) {
@@ -70,7 +64,8 @@ Status validate_fields(const SchemaImpl& s, std::size_t count, F&& field, RowOut
       walker.feature(f, *s.feature_nodes[f], v);
     }
     walker.pop();
-  }
+    return !walker.stopped();
+  });
   for (std::size_t f = 0; f < s.features.size(); ++f) {
     if (!present.has(f) && s.features[f].required) walker.required_missing(*s.root, s.features[f].name);
   }
@@ -133,11 +128,11 @@ Cell cell_at(const ColumnView& c, std::size_t row) noexcept {
 
 Status validate_columns_row(const SchemaImpl& s, std::span<const ColumnIn> columns, std::size_t row, RowOut out,
                             ValidationReport& report) {
-  return validate_fields(s, columns.size(), [&](std::size_t i) -> std::optional<Field> {
-    const ColumnIn& c = columns[i];
-    const Cell cell = cell_at(c.view, row);
-    if (cell.type == Cell::Type::kAbsent) return std::nullopt;
-    return Field{c.feature, c.view.name, ScalarValue(cell)};
+  return validate_fields(s, [&](auto&& visit) {
+    for (const ColumnIn& c : columns) {
+      const Cell cell = cell_at(c.view, row);
+      if (cell.type != Cell::Type::kAbsent && !visit(c.feature, c.view.name, ScalarValue(cell))) return;
+    }
   }, out, report);
 }
 
@@ -146,12 +141,12 @@ Status validate_columns_row(const SchemaImpl& s, std::span<const ColumnIn> colum
 Status Schema::validate_into(const Record& record, FeatureRow& row, ValidationReport& report) const {
   report.clear();
   const auto& s = *impl_;
-  const auto& fields = record.fields();
-  return detail::validate_fields(s, fields.size(), [&](std::size_t i) -> std::optional<detail::Field> {
-    const auto& [name, value] = fields[i];
-    const auto it = s.feature_by_name.find(name);
-    const std::int64_t f = it == s.feature_by_name.end() ? -1 : static_cast<std::int64_t>(it->second);
-    return detail::Field{f, name, detail::ScalarValue(value)};
+  return detail::validate_fields(s, [&](auto&& visit) {
+    for (const auto& [name, value] : record.fields()) {
+      const auto it = s.feature_by_name.find(name);
+      const std::int64_t f = it == s.feature_by_name.end() ? -1 : static_cast<std::int64_t>(it->second);
+      if (!visit(f, name, detail::ScalarValue(value))) return;
+    }
   }, detail::reset_row(s, row), report);
 }
 
