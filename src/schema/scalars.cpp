@@ -79,7 +79,20 @@ T read(const void* p) noexcept {
   return v;
 }
 
-// Record `row`'s value in a column, as a cell (a float NaN is null).
+}  // namespace
+
+Status validate_columns_row(const SchemaImpl& s, std::span<const ColumnIn> columns, std::size_t row, RowOut out,
+                            ValidationReport& report) {
+  return validate_fields(s, [&](auto&& visit) {
+    for (const ColumnIn& c : columns) {
+      const Cell cell = ember::cell_at(c.view, row);
+      if (cell.type != Cell::Type::kAbsent && !visit(c.feature, c.view.name, ScalarValue(cell))) return;
+    }
+  }, out, report);
+}
+
+}  // namespace detail
+
 Cell cell_at(const ColumnView& c, std::size_t row) noexcept {
   const auto* p = static_cast<const char*>(c.data) + static_cast<std::ptrdiff_t>(row) * c.stride;
   Cell cell;
@@ -93,14 +106,14 @@ Cell cell_at(const ColumnView& c, std::size_t row) noexcept {
   };
   using T = ColumnView::Type;
   switch (c.type) {
-    case T::kFloat64: number(read<double>(p)); break;
-    case T::kFloat32: number(read<float>(p)); break;
-    case T::kInt64: integer(read<std::int64_t>(p)); break;
-    case T::kInt32: integer(read<std::int32_t>(p)); break;
-    case T::kInt16: integer(read<std::int16_t>(p)); break;
-    case T::kInt8: integer(read<std::int8_t>(p)); break;
+    case T::kFloat64: number(detail::read<double>(p)); break;
+    case T::kFloat32: number(detail::read<float>(p)); break;
+    case T::kInt64: integer(detail::read<std::int64_t>(p)); break;
+    case T::kInt32: integer(detail::read<std::int32_t>(p)); break;
+    case T::kInt16: integer(detail::read<std::int16_t>(p)); break;
+    case T::kInt8: integer(detail::read<std::int8_t>(p)); break;
     case T::kUInt64: {
-      const auto u = read<std::uint64_t>(p);
+      const auto u = detail::read<std::uint64_t>(p);
       if (u <= static_cast<std::uint64_t>(INT64_MAX)) {
         integer(static_cast<std::int64_t>(u));
       } else {
@@ -109,34 +122,20 @@ Cell cell_at(const ColumnView& c, std::size_t row) noexcept {
       }
       break;
     }
-    case T::kUInt32: integer(read<std::uint32_t>(p)); break;
-    case T::kUInt16: integer(read<std::uint16_t>(p)); break;
-    case T::kUInt8: integer(read<std::uint8_t>(p)); break;
+    case T::kUInt32: integer(detail::read<std::uint32_t>(p)); break;
+    case T::kUInt16: integer(detail::read<std::uint16_t>(p)); break;
+    case T::kUInt8: integer(detail::read<std::uint8_t>(p)); break;
     case T::kBool:
       cell.type = Cell::Type::kBool;
       cell.integer = *p != 0 ? 1 : 0;
       break;
     case T::kCells:
-      cell = read<Cell>(p);
+      cell = detail::read<Cell>(p);
       if (cell.type == Cell::Type::kNumber && std::isnan(cell.number)) cell.type = Cell::Type::kNull;
       break;
   }
   return cell;
 }
-
-}  // namespace
-
-Status validate_columns_row(const SchemaImpl& s, std::span<const ColumnIn> columns, std::size_t row, RowOut out,
-                            ValidationReport& report) {
-  return validate_fields(s, [&](auto&& visit) {
-    for (const ColumnIn& c : columns) {
-      const Cell cell = cell_at(c.view, row);
-      if (cell.type != Cell::Type::kAbsent && !visit(c.feature, c.view.name, ScalarValue(cell))) return;
-    }
-  }, out, report);
-}
-
-}  // namespace detail
 
 Status Schema::validate_into(const Record& record, FeatureRow& row, ValidationReport& report) const {
   report.clear();

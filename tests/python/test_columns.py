@@ -129,3 +129,22 @@ def test_malformed_columns_are_invalid_argument(mlp, bad):
     model = ember.Model.load(mlp["path"])
     with pytest.raises(ember.InvalidArgument):
         model.predict_batch(bad)
+
+
+def test_schemas_that_need_json_take_batches_as_json_text(tmp_path):
+    from conftest import linear_model
+    path = linear_model(tmp_path / "m")
+    schema = json.loads((path / "schema.json").read_text())
+    schema["properties"]["tags"] = {"type": "array", "items": {"type": "string"}, "maxItems": 2}
+    (path / "schema.json").write_text(json.dumps(schema))
+    model = ember.Model.load(path)
+    assert not model.schema.accepts_columns()
+    frame = pd.DataFrame({"a": [1.0, 2.0, np.inf, np.nan], "b": [1, 1, 1, 1]})
+    b = model.predict_batch(frame)  # written as JSON text from the columns
+    np.testing.assert_allclose(b.outputs["output"].reshape(-1), [3.5, 4.5])
+    assert sorted(b.invalid) == [2, 3]  # an infinity refuses its record, not the call
+    rows = [{"a": 1, "b": 2, "tags": ["x"]}, {"a": 1, "b": 2, "tags": ["x", "y", "z"]}]
+    b = model.predict_batch(rows)  # values no column can hold: record by record
+    assert len(b) == 1 and b.invalid[1][0]["keyword"] == "maxItems"
+    b = model.predict_batch({"a": np.ones(2), "b": np.ones(2), "tags": [["p"], ["q", "r"]]})
+    assert len(b) == 2

@@ -113,17 +113,32 @@ ColumnBatch from_columns(const std::vector<std::pair<std::string, py::object>>& 
   ColumnBatch out;
   out.names.reserve(named.size());
   out.cells.reserve(named.size());
-  for (std::size_t k = 0; k < named.size(); ++k) {
-    const std::string& name = named[k].first;
-    py::array a = py::reinterpret_steal<py::array>(np.attr("asarray")(named[k].second).release());
-    if (a.ndim() != 1) raise(ember::invalid_argument("column '" + name + "' is not one-dimensional"));
-    const auto n = static_cast<std::size_t>(a.shape(0));
+  const auto check_rows = [&](std::size_t k, const std::string& name, std::size_t n) {
     if (k == 0) {
       out.rows = n;
     } else if (n != out.rows) {
       raise(ember::invalid_argument("column '" + name + "' has " + std::to_string(n) + " values where '" +
                                     named[0].first + "' has " + std::to_string(out.rows)));
     }
+  };
+  for (std::size_t k = 0; k < named.size(); ++k) {
+    const std::string& name = named[k].first;
+    if (PyList_Check(named[k].second.ptr()) || PyTuple_Check(named[k].second.ptr())) {
+      // A list is its values (numpy would make lists of lists a second dimension).
+      const py::object fast = py::reinterpret_steal<py::object>(PySequence_Fast(named[k].second.ptr(), "column"));
+      const auto n = static_cast<std::size_t>(PySequence_Fast_GET_SIZE(fast.ptr()));
+      check_rows(k, name, n);
+      std::vector<Cell>& cells = out.cells.emplace_back(n);
+      for (std::size_t i = 0; i < n; ++i) cells[i] = cell_of(PySequence_Fast_GET_ITEM(fast.ptr(), i), out.keep);
+      out.keep.push_back(fast);
+      out.names.push_back(name);
+      out.views.push_back({{}, ColumnView::Type::kCells, cells.data(), 0});
+      continue;
+    }
+    py::array a = py::reinterpret_steal<py::array>(np.attr("asarray")(named[k].second).release());
+    if (a.ndim() != 1) raise(ember::invalid_argument("column '" + name + "' is not one-dimensional"));
+    const auto n = static_cast<std::size_t>(a.shape(0));
+    check_rows(k, name, n);
     out.names.push_back(name);
     ColumnView view;
     if (const auto type = native_type(a)) {

@@ -1,5 +1,7 @@
 #include "convert.hpp"
 
+#include "columns.hpp"
+
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -14,6 +16,8 @@ namespace {
 constexpr int kMaxDepth = 64;
 
 [[noreturn]] void invalid(const std::string& message) { raise(ember::invalid_argument(message)); }
+
+std::string type_name(py::handle v) { return Py_TYPE(v.ptr())->tp_name; }
 
 void append_string(std::string& out, std::string_view s) {
   out += '"';
@@ -89,7 +93,7 @@ void append_dict(std::string& out, py::handle d, int depth, const Where& where) 
   while (PyDict_Next(d.ptr(), &pos, &key, &value)) {
     if (!PyUnicode_Check(key)) {
       invalid(where.path() + ": a key is not a string (" +
-              std::string(py::str(py::handle(key).get_type().attr("__name__"))) + ")");
+              type_name(key) + ")");
     }
     if (!first) out += ',';
     first = false;
@@ -140,102 +144,8 @@ void append_value(std::string& out, py::handle v, int depth, const Where& where)
   } else if (py::hasattr(v, "to_dict")) {
     append_value(out, v.attr("to_dict")(), depth, where);
   } else {
-    invalid(where.path() + ": a " + std::string(py::str(v.get_type().attr("__name__"))) + " has no JSON form");
+    invalid(where.path() + ": a " + type_name(v) + " has no JSON form");
   }
-}
-
-// A column of a frame or a dict of columns, read in place when numeric.
-struct Column {
-  std::string name;  // already a JSON string with its quotes and colon
-  std::string key;   // "/name", for errors
-  py::array array;   // 1-D
-  py::list objects;  // kind 'O': the values as Python objects (tolist() once)
-  char kind = 'O';   // numpy's dtype kind: f, i, u, b, or O (anything else)
-  std::size_t itemsize = 0;
-};
-
-void append_cell(std::string& out, const Column& c, std::size_t row) {
-  const auto* base = static_cast<const char*>(c.array.data()) + static_cast<std::ptrdiff_t>(row) * c.array.strides(0);
-  switch (c.kind) {
-    case 'f': {
-      double v = 0;
-      if (c.itemsize == 8) std::memcpy(&v, base, 8);
-      else {
-        float f = 0;
-        std::memcpy(&f, base, 4);
-        v = f;
-      }
-      append_double(out, v, Where{nullptr, c.key});
-      return;
-    }
-    case 'i': {
-      long long v = 0;
-      if (c.itemsize == 8) { std::int64_t x; std::memcpy(&x, base, 8); v = x; }
-      else if (c.itemsize == 4) { std::int32_t x; std::memcpy(&x, base, 4); v = x; }
-      else if (c.itemsize == 2) { std::int16_t x; std::memcpy(&x, base, 2); v = x; }
-      else { std::int8_t x; std::memcpy(&x, base, 1); v = x; }
-      append_int(out, v);
-      return;
-    }
-    case 'u': {
-      unsigned long long v = 0;
-      if (c.itemsize == 8) { std::uint64_t x; std::memcpy(&x, base, 8); v = x; }
-      else if (c.itemsize == 4) { std::uint32_t x; std::memcpy(&x, base, 4); v = x; }
-      else if (c.itemsize == 2) { std::uint16_t x; std::memcpy(&x, base, 2); v = x; }
-      else { std::uint8_t x; std::memcpy(&x, base, 1); v = x; }
-      out += std::to_string(v);
-      return;
-    }
-    case 'b':
-      out += *base != 0 ? "true" : "false";
-      return;
-    default:
-      append_value(out, PyList_GET_ITEM(c.objects.ptr(), static_cast<Py_ssize_t>(row)), 1,
-                   Where{nullptr, c.key});
-  }
-}
-
-std::vector<std::string> columns_json(const std::vector<std::pair<std::string, py::object>>& named) {
-  const py::module_ np = py::module_::import("numpy");
-  std::vector<Column> columns;
-  std::size_t rows = 0;
-  for (std::size_t i = 0; i < named.size(); ++i) {
-    Column c;
-    std::string key;
-    append_string(key, named[i].first);
-    c.name = key + ":";
-    py::object arr = np.attr("asarray")(named[i].second);
-    c.array = py::reinterpret_borrow<py::array>(arr);
-    if (c.array.ndim() != 1) invalid("column '" + named[i].first + "' is not one-dimensional");
-    const std::size_t n = static_cast<std::size_t>(c.array.shape(0));
-    if (i == 0) rows = n;
-    else if (n != rows) {
-      invalid("column '" + named[i].first + "' has " + std::to_string(n) + " values where '" + named[0].first +
-              "' has " + std::to_string(rows));
-    }
-    c.kind = c.array.dtype().kind();
-    c.itemsize = static_cast<std::size_t>(c.array.itemsize());
-    if (c.kind != 'f' && c.kind != 'i' && c.kind != 'u' && c.kind != 'b') c.kind = 'O';
-    if (c.kind == 'f' && c.itemsize != 8 && c.itemsize != 4) c.kind = 'O';  // float16: through Python
-    c.key = "/" + named[i].first;
-    if (c.kind == 'O') c.objects = c.array.attr("tolist")();
-    columns.push_back(std::move(c));
-  }
-  std::vector<std::string> out(rows);
-  std::size_t longest = columns.size() * 16;
-  for (std::size_t r = 0; r < rows; ++r) {
-    std::string& s = out[r];
-    s.reserve(longest + 16);
-    s += '{';
-    for (std::size_t k = 0; k < columns.size(); ++k) {
-      if (k > 0) s += ',';
-      s += columns[k].name;
-      append_cell(s, columns[k], r);
-    }
-    s += '}';
-    longest = std::max(longest, s.size());
-  }
-  return out;
 }
 
 }  // namespace
@@ -283,7 +193,7 @@ void write_record(std::string& out, py::handle record) {
     }
   }
   invalid("a record is a dict, a JSON string or a pandas row, not a " +
-          std::string(py::str(record.get_type().attr("__name__"))));
+          type_name(record));
 }
 
 std::optional<std::string_view> text_of(py::handle record) {
@@ -321,23 +231,78 @@ std::vector<std::string> records_json(py::handle records) {
     for (std::size_t i = 0; i < seq.size(); ++i) out.push_back(record_json(seq[i]));
     return out;
   }
-  std::vector<std::pair<std::string, py::object>> named;
+  // Columns whose values a Cell cannot hold (lists, dicts, big integers): record by record.
+  std::vector<std::pair<std::string, py::list>> columns;
+  const py::module_ np = py::module_::import("numpy");
+  const auto add = [&](py::handle name, py::handle values) {
+    if (!PyUnicode_Check(name.ptr())) invalid("a column name is not a string");
+    const bool list = PyList_Check(values.ptr()) || PyTuple_Check(values.ptr());
+    py::object listed = list ? py::reinterpret_steal<py::object>(PySequence_List(values.ptr()))
+                             : py::object(np.attr("asarray")(values).attr("tolist")());
+    if (!listed) throw py::error_already_set();
+    columns.emplace_back(std::string(utf8(name)), py::reinterpret_borrow<py::list>(listed));
+  };
   if (PyDict_Check(records.ptr())) {
-    for (auto item : py::reinterpret_borrow<py::dict>(records)) {
-      if (!PyUnicode_Check(item.first.ptr())) invalid("a column name is not a string");
-      named.emplace_back(std::string(utf8(item.first)), py::reinterpret_borrow<py::object>(item.second));
+    for (auto item : py::reinterpret_borrow<py::dict>(records)) add(item.first, item.second);
+  } else if (py::hasattr(records, "columns") && py::hasattr(records, "items")) {  // a pandas DataFrame
+    for (auto item : records.attr("items")()) {
+      const auto pair = py::reinterpret_borrow<py::tuple>(item);
+      add(pair[0], pair[1].attr("to_numpy")());
     }
-    return columns_json(named);
+  } else {
+    invalid("records are a list of records, a pandas DataFrame or a dict of columns, not a " +
+            type_name(records));
   }
-  if (py::hasattr(records, "columns") && py::hasattr(records, "itertuples")) {  // a pandas DataFrame
-    for (auto name : records.attr("columns")) {
-      if (!PyUnicode_Check(name.ptr())) invalid("a column name is not a string");
-      named.emplace_back(std::string(utf8(name)), records.attr("__getitem__")(name).attr("to_numpy")());
+  const std::size_t rows = columns.empty() ? 0 : columns[0].second.size();
+  for (const auto& [name, values] : columns) {
+    if (values.size() != rows) invalid("column '" + name + "' has " + std::to_string(values.size()) + " values");
+  }
+  out.reserve(rows);
+  for (std::size_t r = 0; r < rows; ++r) {
+    py::dict row;
+    for (const auto& [name, values] : columns) row[py::str(name)] = values[r];
+    out.push_back(record_json(row));
+  }
+  return out;
+}
+
+std::vector<std::string> records_json(const ColumnBatch& batch) {
+  using ember::Cell;
+  using ember::ColumnView;
+  std::vector<std::string> names;  // each as a JSON string and a colon
+  for (const auto& v : batch.views) {
+    std::string key;
+    append_string(key, v.name);
+    names.push_back(key + ":");
+  }
+  std::vector<std::string> out(batch.rows);
+  for (std::size_t r = 0; r < batch.rows; ++r) {
+    std::string& s = out[r];
+    s += '{';
+    bool first = true;
+    for (std::size_t k = 0; k < batch.views.size(); ++k) {
+      const ColumnView& v = batch.views[k];
+      const Cell c = ember::cell_at(v, r);
+      if (c.type == Cell::Type::kAbsent) continue;
+      if (!first) s += ',';
+      first = false;
+      s += names[k];
+      switch (c.type) {
+        case Cell::Type::kBool: s += c.integer != 0 ? "true" : "false"; break;
+        case Cell::Type::kInteger: append_int(s, c.integer); break;
+        case Cell::Type::kUnsigned: s += std::to_string(c.unsigned_integer); break;
+        case Cell::Type::kString: append_string(s, c.text); break;
+        case Cell::Type::kNumber:
+          // An infinity as a number beyond double's range: its record is refused, not the call.
+          if (std::isinf(c.number)) s += c.number > 0 ? "1e999" : "-1e999";
+          else append_double(s, c.number, Where{});
+          break;
+        default: s += "null"; break;
+      }
     }
-    return columns_json(named);
+    s += '}';
   }
-  invalid("records are a list of records, a pandas DataFrame or a dict of columns, not a " +
-          std::string(py::str(records.get_type().attr("__name__"))));
+  return out;
 }
 
 py::array tensor_array(const ember::Tensor& tensor) {

@@ -62,8 +62,15 @@ std::string record_json(py::handle record);
 std::string_view record_text(py::handle record);
 
 /// Records as JSON texts: a list or tuple of records, a pandas DataFrame, or a dict of
-/// equally long columns (numpy arrays or lists). Numeric numpy columns are read in place.
+/// equally long columns (numpy arrays or lists), record by record (for values a column of
+/// cells cannot hold: see columns_of).
 std::vector<std::string> records_json(py::handle records);
+
+struct ColumnBatch;
+/// The records of a batch read column by column, as JSON texts (for a schema that needs
+/// JSON): absent cells left out, NaN as null; an infinity is written beyond double's
+/// range, so that its record is refused rather than the call.
+std::vector<std::string> records_json(const ColumnBatch& batch);
 
 /// A numpy array over the tensor's memory (kept alive by the array), read-only: the
 /// answer may be shared (a cache stage's). A tensor that does not own its memory, or

@@ -175,10 +175,14 @@ void bind_model(py::module_& m) {
           [](const ember::Model& model, py::handle records, unsigned threads) {
             // Column by column when the schema allows it and the values are scalars;
             // else as JSON text, one record at a time.
-            std::optional<ColumnBatch> columns;
-            if (model.schema().accepts_columns()) columns = columns_of(records);
+            std::optional<ColumnBatch> columns = columns_of(records);
             std::vector<std::string> texts;
-            if (!columns) texts = records_json(records);
+            if (!columns) {
+              texts = records_json(records);
+            } else if (!model.schema().accepts_columns()) {
+              texts = records_json(*columns);
+              columns.reset();
+            }
             const std::vector<std::string_view> views(texts.begin(), texts.end());
             PyBatchPrediction out;
             out.records = columns ? columns->rows : texts.size();
