@@ -1,5 +1,6 @@
 #include "json_tensors.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -134,8 +135,13 @@ void append_float(std::string& out, F x) {
     out += x > 0 ? "\"Infinity\"" : "\"-Infinity\"";
   } else {
     char buf[64];
-    const auto res = std::to_chars(buf, buf + sizeof(buf), x);
-    out.append(buf, res.ptr);
+    char* end = std::to_chars(buf, buf + sizeof(buf), x).ptr;
+    // The shortest form of a large integral value may be all digits: a float written as
+    // an integer (beyond 64 bits, past what most JSON readers take). Give it an exponent.
+    if (std::abs(static_cast<double>(x)) >= 1e18 && std::none_of(buf, end, [](char c) { return c == '.' || c == 'e'; })) {
+      end = std::to_chars(buf, buf + sizeof(buf), x, std::chars_format::scientific).ptr;
+    }
+    out.append(buf, end);
   }
 }
 

@@ -148,3 +148,10 @@ def test_schemas_that_need_json_take_batches_as_json_text(tmp_path):
     assert len(b) == 1 and b.invalid[1][0]["keyword"] == "maxItems"
     b = model.predict_batch({"a": np.ones(2), "b": np.ones(2), "tags": [["p"], ["q", "r"]]})
     assert len(b) == 2
+
+
+def test_large_floats_stay_numbers(linear):
+    model = ember.Model.load(linear)
+    big = 4.6458107801802396e21  # its shortest form is all digits: an integer beyond 64 bits
+    assert model.predict({"a": big, "b": 1}).value() == pytest.approx(big)
+    assert model.predict_batch([{"a": big, "b": 1}]).outputs["output"][0, 0] == pytest.approx(big)

@@ -60,11 +60,15 @@ void append_double(std::string& out, double v, const Where& where) {
   }
   if (!std::isfinite(v)) invalid(where.path() + ": infinity has no JSON form");
   char buf[32];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  (void)ec;
-  out.append(buf, end);
+  char* end = std::to_chars(buf, buf + sizeof buf, v).ptr;
   // Integral doubles print as "3": JSON reads that as an integer, which a "number"
-  // feature accepts; an "integer" feature accepts 3.0 too.
+  // feature accepts; an "integer" feature accepts 3.0 too. But the shortest form of a
+  // large one may be all digits ("4645810780180239613952"), an integer beyond 64 bits
+  // that no parser takes: those are written with an exponent.
+  if (std::abs(v) >= 1e18 && std::none_of(buf, end, [](char c) { return c == '.' || c == 'e'; })) {
+    end = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific).ptr;
+  }
+  out.append(buf, end);
 }
 
 void append_int(std::string& out, long long v) {
