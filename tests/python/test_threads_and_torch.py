@@ -102,3 +102,27 @@ print(p.served_by, round(p.value(), 6), float(x.sum()))
     assert r.returncode == 0, r.stderr
     served, value, total = r.stdout.split()
     assert served == "primary" and 0 < float(value) < 1 and float(total) == 8.0
+
+
+@pytest.mark.parametrize("spin", ["0", "1000", "garbage", ""])
+def test_threads_answer_right_whatever_the_gil_spin(mlp, spin):
+    """EMBER_GIL_SPIN_US bounds the spin before taking the GIL back (0: none); a value that
+    is not a number means none. Answers on threads are the same either way."""
+    code = f"""import threading, ember
+m = ember.Model.load({str(mlp['path'])!r})
+rec = {{"age": 40.0, "income": 30000.0, "tenure": 3.0, "visits": 2.0, "plan": "pro"}}
+want = m.predict(rec).value()
+bad = []
+def work():
+    for _ in range(300):
+        if m.predict(rec).value() != want:
+            bad.append(1)
+threads = [threading.Thread(target=work) for _ in range(3)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(len(bad))
+"""
+    env = dict(os.environ, EMBER_GIL_SPIN_US=spin)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "0"

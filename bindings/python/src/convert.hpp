@@ -11,6 +11,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include "gil.hpp"
+
 #include "ember/schema.hpp"
 #include "ember/status.hpp"
 #include "ember/tensor.hpp"
@@ -40,7 +42,7 @@ T value_or_raise(ember::Result<T>&& r) {
 template <typename F>
 auto unlocked(F&& f) {
   auto r = [&] {
-    py::gil_scoped_release release;
+    GilRelease release;
     return f();
   }();
   if constexpr (std::is_same_v<decltype(r), ember::Status>) {

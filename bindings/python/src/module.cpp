@@ -161,7 +161,7 @@ void bind_model(py::module_& m) {
             PyPrediction out;
             ember::Status st;
             {
-              py::gil_scoped_release release;
+              GilRelease release;
               st = model.predict(json, *out.p);
             }
             if (!st.ok()) raise(st, out.p->validation.ok() ? nullptr : &out.p->validation);
@@ -190,7 +190,7 @@ void bind_model(py::module_& m) {
             po.threads = threads == 0 ? 1 : threads;
             ember::Status st;
             {
-              py::gil_scoped_release release;
+              GilRelease release;
               st = columns ? model.predict_batch(columns->columns(), *out.p, po) : model.predict_batch(views, *out.p, po);
             }
             if (!st.ok()) {

@@ -239,7 +239,7 @@ void bind_monitoring(py::module_& m) {
         data.title = title;
         data.model = model;
         data.drift = std::move(drift);
-        py::gil_scoped_release release;
+        GilRelease release;
         return ember::render_report(data);
       },
       py::arg("title") = "", py::arg("model") = "", py::arg("drift") = py::none(),
@@ -298,7 +298,7 @@ void bind_monitoring(py::module_& m) {
       .def("flush", [](ember::Monitor& mon) { unlocked([&] { return mon.flush(); }); },
            "Closes the window now and evaluates it; flushes the prediction log.")
       .def("poll", [](ember::Monitor& mon) {
-        py::gil_scoped_release release;
+        GilRelease release;
         mon.poll();
       })
       .def("windows", [](const ember::Monitor& mon) {
@@ -326,7 +326,7 @@ void bind_monitoring(py::module_& m) {
       .def(
           "report_html",
           [](const ember::Monitor& mon, const std::string& title) {
-            py::gil_scoped_release release;
+            GilRelease release;
             return mon.report_html(title);
           },
           py::arg("title") = "", "What this monitor has seen, as one self-contained HTML page.");

@@ -62,7 +62,7 @@ void bind_rollout(py::module_& m) {
         std::string arm;
         ember::Status st;
         {
-          py::gil_scoped_release release;
+          GilRelease release;
           st = rc.predict(json, key, *out.p, &arm);
         }
         if (!st.ok()) raise(st, out.p->validation.ok() ? nullptr : &out.p->validation);
@@ -73,7 +73,7 @@ void bind_rollout(py::module_& m) {
   c.def(
       "record_outcome",
       [](const ember::RolloutController& rc, const PyPrediction& p, double outcome) {
-        py::gil_scoped_release release;
+        GilRelease release;
         rc.record_outcome(*p.p, outcome);
       },
       py::arg("prediction"), py::arg("outcome"), "Ground truth for an answer predict() gave.");
@@ -100,7 +100,7 @@ void bind_rollout(py::module_& m) {
   c.def(
       "wait_idle",
       [](const ember::RolloutController& rc, std::int64_t timeout_ms) {
-        py::gil_scoped_release release;
+        GilRelease release;
         return rc.wait_idle(std::chrono::milliseconds(timeout_ms));
       },
       py::arg("timeout_ms") = 10000, "Waits for decisions' writes and the control's copies (False on timeout).");

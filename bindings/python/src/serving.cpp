@@ -64,7 +64,7 @@ void bind_serving(py::module_& m) {
             if (!registry.is_none()) reg = registry.cast<std::shared_ptr<ember::Registry>>();
             ember::Result<std::unique_ptr<ember::Deployment>> d = ember::internal_error("not created");
             {
-              py::gil_scoped_release release;
+              GilRelease release;
               d = reg ? ember::Deployment::create(reg, source, o) : ember::Deployment::create(source, o);
             }
             return released_without_gil(std::shared_ptr<ember::Deployment>(value_or_raise(std::move(d))));
@@ -80,7 +80,7 @@ void bind_serving(py::module_& m) {
             PyPrediction out;
             ember::Status st;
             {
-              py::gil_scoped_release release;
+              GilRelease release;
               st = d.predict(json, *out.p, ro);
             }
             if (!st.ok()) raise(st, out.p->validation.ok() ? nullptr : &out.p->validation);
@@ -96,7 +96,7 @@ void bind_serving(py::module_& m) {
             py::object future = py::module_::import("concurrent.futures").attr("Future")();
             auto held = std::make_shared<Held>(future);
             {
-              py::gil_scoped_release release;
+              GilRelease release;
               d.submit(std::move(json), [held](ember::Answer&& answer) {
                 if (finalizing()) return;
                 py::gil_scoped_acquire gil;
