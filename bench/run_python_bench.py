@@ -64,6 +64,37 @@ def onnx_sessions(ct, module, frame, out_dir):
             ort.InferenceSession(mlp_path, options, providers=["CPUExecutionProvider"]))
 
 
+# Run in a process of its own: records per second of predict from one Python thread and
+# from two, medians of the repetitions (interleaved), as JSON {"1": rate, "2": rate}.
+THREADS = """
+import json, statistics, sys, threading, time
+import ember
+data_dir, repetitions = sys.argv[1], int(sys.argv[2])
+model = ember.Model.load(data_dir)
+records = [line.strip() for line in open(data_dir + "/records.jsonl")][:200]
+
+def on_threads(count, n=20000):
+    def work(offset):
+        predict = model.predict
+        for k in range(offset, n, count):
+            predict(records[k % len(records)])
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(count)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return n / (time.perf_counter() - start)
+
+on_threads(2, 2000)
+rates = {1: [], 2: []}
+for _ in range(repetitions):
+    for count in (1, 2):
+        rates[count].append(on_threads(count))
+print(json.dumps({str(c): statistics.median(r) for c, r in rates.items()}))
+"""
+
+
 def main():
     args = benchlib.arguments(__doc__)
     if getattr(ember, "_extension_error", None) is not None:
@@ -141,32 +172,26 @@ def main():
             results[name].append(timed(fn, 10) / 1000)  # per record
     med = {name: statistics.median(v) for name, v in results.items()}
 
-    # Python threads: the same records predicted by one thread, then split over two.
-    import threading
+    # Python threads: the same records predicted by one thread, then split over two, in a
+    # fresh process each (nothing else of this script running beside them), with the
+    # GIL spin on (the default) and off (EMBER_GIL_SPIN_US=0), interleaved.
+    def scaling(spin):
+        env = dict(os.environ, EMBER_GIL_SPIN_US=spin, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        out = subprocess.run([sys.executable, "-c", THREADS, data_dir, str(args.repetitions)], env=env,
+                             check=True, capture_output=True, text=True).stdout
+        return json.loads(out)
 
-    def on_threads(count, n=4000):
-        def work(offset):
-            for k in range(offset, n, count):
-                model.predict(records[k % len(records)])
-        threads = [threading.Thread(target=work, args=(t,)) for t in range(count)]
-        start = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        return n / (time.perf_counter() - start)
-
-    on_threads(2, 400)
-    rates = {1: [], 2: []}
-    for _ in range(args.repetitions):
-        for count in (1, 2):
-            rates[count].append(on_threads(count))
-    py_scaling = statistics.median(rates[2]) / statistics.median(rates[1])
+    import subprocess
+    threads = {"20": [], "0": []}
+    for _ in range(3):
+        for spin in threads:
+            threads[spin].append(scaling(spin))
+    py_rates = {spin: (statistics.median(r["1"] for r in runs), statistics.median(r["2"] for r in runs))
+                for spin, runs in threads.items()}
 
     binary = benchlib.program(args.build, "bench_predict")
     env = {"EMBER_BENCH_DATA": data_dir, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     cmd_filter = "--benchmark_filter=BM_PredictBatch1000|BM_PredictEndToEnd/real_time/threads:[12]$"
-    import subprocess
     out = subprocess.run([binary, cmd_filter, f"--benchmark_repetitions={args.repetitions}", "--benchmark_format=json",
                           f"--benchmark_min_time={args.min_time}"], env=dict(os.environ, **env), check=True,
                          capture_output=True, text=True).stdout
@@ -203,9 +228,10 @@ def main():
         ratio = med[name] / anchor
         print(f"  {name} / {what}: {ratio:.2f}x: <= 1.3x {met(ratio <= 1.3)} "
               f"(/ C++ JSON texts {med[name] / cpp_batch:.2f}x)")
-    print(f"threads: predict (JSON text) 1 -> 2 Python threads {py_scaling:.2f}x "
-          f"({statistics.median(rates[1]):.0f} -> {statistics.median(rates[2]):.0f} records/s); "
-          f"C++ threads in the same run {cpp_scaling:.2f}x")
+    for spin, (one, two) in py_rates.items():
+        print(f"threads: predict (JSON text) 1 -> 2 Python threads, EMBER_GIL_SPIN_US={spin}: {two / one:.2f}x "
+              f"({one:.0f} -> {two:.0f} records/s)")
+    print(f"threads: C++ threads in the same run {cpp_scaling:.2f}x")
     return 0
 
 
