@@ -176,8 +176,7 @@ struct ColumnView {
   std::ptrdiff_t stride = 0;
 };
 
-/// Record `row`'s value in a column, as validate_batch reads it: a float NaN is null. The
-/// column's stride must already be set (not 0).
+/// Record `row`'s value in a column, as validate_batch reads it: a float NaN is null.
 EMBER_API Cell cell_at(const ColumnView& column, std::size_t row) noexcept;
 
 /// N records given column by column: record i is the i-th value of every column.

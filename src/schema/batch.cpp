@@ -171,18 +171,6 @@ Status validate_text(const SchemaImpl& impl, std::string_view text, JsonParser& 
   return validate_parsed(impl, *value, out, report);
 }
 
-std::size_t type_size(ColumnView::Type type) noexcept {
-  using T = ColumnView::Type;
-  switch (type) {
-    case T::kFloat64: case T::kInt64: case T::kUInt64: return 8;
-    case T::kFloat32: case T::kInt32: case T::kUInt32: return 4;
-    case T::kInt16: case T::kUInt16: return 2;
-    case T::kInt8: case T::kUInt8: case T::kBool: return 1;
-    case T::kCells: return sizeof(Cell);
-  }
-  return 0;
-}
-
 }  // namespace
 }  // namespace detail
 
@@ -226,7 +214,7 @@ Status Schema::validate_batch(const Columns& columns, FeatureBatch& batch, Batch
     if (std::any_of(resolved.begin(), resolved.end(), [&](const detail::ColumnIn& r) { return r.view.name == c.name; })) {
       return invalid_argument("column '" + std::string(c.name) + "' appears twice");
     }
-    const std::size_t size = detail::type_size(c.type);
+    const std::size_t size = detail::column_type_size(c.type);
     if (size == 0) return invalid_argument("column '" + std::string(c.name) + "': unknown type");
     if (c.data == nullptr && columns.rows > 0) return invalid_argument("column '" + std::string(c.name) + "': no data");
     detail::ColumnIn in{c, feature_index(c.name)};

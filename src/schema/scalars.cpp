@@ -93,8 +93,21 @@ Status validate_columns_row(const SchemaImpl& s, std::span<const ColumnIn> colum
 
 }  // namespace detail
 
+std::size_t detail::column_type_size(ColumnView::Type type) noexcept {
+  using T = ColumnView::Type;
+  switch (type) {
+    case T::kFloat64: case T::kInt64: case T::kUInt64: return 8;
+    case T::kFloat32: case T::kInt32: case T::kUInt32: return 4;
+    case T::kInt16: case T::kUInt16: return 2;
+    case T::kInt8: case T::kUInt8: case T::kBool: return 1;
+    case T::kCells: return sizeof(Cell);
+  }
+  return 0;
+}
+
 Cell cell_at(const ColumnView& c, std::size_t row) noexcept {
-  const auto* p = static_cast<const char*>(c.data) + static_cast<std::ptrdiff_t>(row) * c.stride;
+  const std::ptrdiff_t stride = c.stride != 0 ? c.stride : static_cast<std::ptrdiff_t>(detail::column_type_size(c.type));
+  const auto* p = static_cast<const char*>(c.data) + static_cast<std::ptrdiff_t>(row) * stride;
   Cell cell;
   const auto number = [&cell](double d) {
     cell.type = std::isnan(d) ? Cell::Type::kNull : Cell::Type::kNumber;

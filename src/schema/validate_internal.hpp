@@ -26,6 +26,9 @@ void clear_row(const SchemaImpl& s, RowOut out);
 /// InvalidArgument with the errors in `report`.
 Status validate_parsed(const SchemaImpl& s, const JsonValue& value, RowOut out, ValidationReport& report);
 
+/// Bytes of one value of a column of `type` (0 for a type that is not one).
+std::size_t column_type_size(ColumnView::Type type) noexcept;
+
 /// A column of a batch resolved against the schema.
 struct ColumnIn {
   ColumnView view;

@@ -143,6 +143,9 @@ def test_schemas_that_need_json_take_batches_as_json_text(tmp_path):
     b = model.predict_batch(frame)  # written as JSON text from the columns
     np.testing.assert_allclose(b.outputs["output"].reshape(-1), [3.5, 4.5])
     assert sorted(b.invalid) == [2, 3]  # an infinity refuses its record, not the call
+    b = model.predict_batch([{"a": 1, "b": 1}, {"a": 2, "b": 1}, {"a": "x", "b": 1}])  # cells, as JSON text
+    np.testing.assert_allclose(b.outputs["output"].reshape(-1), [3.5, 4.5])
+    assert sorted(b.invalid) == [2]
     rows = [{"a": 1, "b": 2, "tags": ["x"]}, {"a": 1, "b": 2, "tags": ["x", "y", "z"]}]
     b = model.predict_batch(rows)  # values no column can hold: record by record
     assert len(b) == 1 and b.invalid[1][0]["keyword"] == "maxItems"

@@ -303,6 +303,11 @@ TEST_CASE("columns: schemas that need JSON and malformed columns are refused", "
   const std::vector<ColumnView> long_column{{long_name, ColumnView::Type::kFloat64, x.data(), 0}};
   CHECK_THAT(schema.validate_batch(ember::Columns{long_column, 2}, batch, report).message(),
              Catch::Contains("column name of 100000 bytes is over the limit"));
+  // cell_at reads what validate_batch reads: packed when the stride is 0, NaN as null.
+  const std::vector<double> three{4, std::nan(""), 6};
+  const ColumnView packed{"x", ColumnView::Type::kFloat64, three.data(), 0};
+  CHECK(ember::cell_at(packed, 2).number == 6);
+  CHECK(ember::cell_at(packed, 1).type == Cell::Type::kNull);
   // Negative strides read backwards.
   const std::vector<ColumnView> backwards{{"x", ColumnView::Type::kFloat64, x.data() + 1, -8}};
   REQUIRE(schema.validate_batch(ember::Columns{backwards, 2}, batch, report).ok());
