@@ -68,7 +68,7 @@ def schema_columns(schema, root=None, prefix=""):
 
 
 def _label(v):
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+    if v is None or (isinstance(v, float) and math.isnan(v)) or type(v).__name__ == "NAType":  # pandas.NA
         return None
     if isinstance(v, (bool, np.bool_)):
         return "true" if v else "false"

@@ -18,19 +18,9 @@ using ember::ColumnView;
 // Raised inside to give up on columns (the records then go as JSON text).
 struct NotCells {};
 
-std::string_view text_view(PyObject* s) {
-  if (PyUnicode_IS_COMPACT_ASCII(s)) {  // the common case: its bytes are its UTF-8
-    return {static_cast<const char*>(PyUnicode_DATA(s)), static_cast<std::size_t>(PyUnicode_GET_LENGTH(s))};
-  }
-  Py_ssize_t n = 0;
-  const char* p = PyUnicode_AsUTF8AndSize(s, &n);
-  if (p == nullptr) throw py::error_already_set();
-  return {p, static_cast<std::size_t>(n)};
-}
-
 std::string name_of(py::handle name) {
   if (!PyUnicode_Check(name.ptr())) raise(ember::invalid_argument("a column name is not a string"));
-  return std::string(text_view(name.ptr()));
+  return std::string(utf8(name));
 }
 
 // One Python value as a cell. A string is viewed in place and held in `keep`.
@@ -39,9 +29,9 @@ Cell cell_of(PyObject* o, std::vector<py::object>& keep) {
   if (PyFloat_CheckExact(o)) {  // the usual types first, exactly
     c.type = Cell::Type::kNumber;
     c.number = PyFloat_AS_DOUBLE(o);
-  } else if (PyUnicode_CheckExact(o)) {
+  } else if (PyUnicode_Check(o)) {  // numpy's str_ too
     c.type = Cell::Type::kString;
-    c.text = text_view(o);
+    c.text = utf8(o);
     keep.push_back(py::reinterpret_borrow<py::object>(o));
   } else if (o == Py_None) {
     c.type = Cell::Type::kNull;
@@ -66,11 +56,7 @@ Cell cell_of(PyObject* o, std::vector<py::object>& keep) {
       c.type = Cell::Type::kUnsigned;
       c.unsigned_integer = u;
     }
-  } else if (PyUnicode_Check(o)) {
-    c.type = Cell::Type::kString;
-    c.text = text_view(o);
-    keep.push_back(py::reinterpret_borrow<py::object>(o));
-  } else if (std::strcmp(Py_TYPE(o)->tp_name, "NAType") == 0) {  // pandas.NA
+  } else if (is_pandas_na(o)) {
     c.type = Cell::Type::kNull;
   } else {
     const py::handle h(o);
@@ -190,7 +176,7 @@ ColumnBatch from_dicts(py::handle list) {
     std::size_t j = 0;
     while (PyDict_Next(d, &pos, &key, &value)) {
       if (!PyUnicode_Check(key)) throw NotCells{};  // JSON text says which key
-      const std::string_view name = text_view(key);
+      const std::string_view name = utf8(key);
       std::size_t col;
       if (j < order.size() && out.names[order[j]] == name) {
         col = order[j];

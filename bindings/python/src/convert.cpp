@@ -78,13 +78,6 @@ void append_int(std::string& out, long long v) {
   out.append(buf, end);
 }
 
-std::string_view utf8(py::handle s) {
-  Py_ssize_t n = 0;
-  const char* p = PyUnicode_AsUTF8AndSize(s.ptr(), &n);
-  if (p == nullptr) throw py::error_already_set();
-  return {p, static_cast<std::size_t>(n)};
-}
-
 
 void append_value(std::string& out, py::handle v, int depth, const Where& where);
 
@@ -139,8 +132,8 @@ void append_value(std::string& out, py::handle v, int depth, const Where& where)
       append_value(out, seq[i], depth + 1, Where{&where, index});
     }
     out += ']';
-  } else if (std::strcmp(Py_TYPE(o)->tp_name, "NAType") == 0) {
-    out += "null";  // pandas.NA
+  } else if (is_pandas_na(v)) {
+    out += "null";
   } else if (py::isinstance<py::array>(v)) {
     append_value(out, v.attr("tolist")(), depth, where);
   } else if (py::hasattr(v, "item") && py::hasattr(v, "dtype")) {
@@ -153,6 +146,17 @@ void append_value(std::string& out, py::handle v, int depth, const Where& where)
 }
 
 }  // namespace
+
+std::string_view utf8(py::handle s) {
+  PyObject* o = s.ptr();
+  if (PyUnicode_IS_COMPACT_ASCII(o)) {  // the common case: its bytes are its UTF-8
+    return {static_cast<const char*>(PyUnicode_DATA(o)), static_cast<std::size_t>(PyUnicode_GET_LENGTH(o))};
+  }
+  Py_ssize_t n = 0;
+  const char* p = PyUnicode_AsUTF8AndSize(o, &n);
+  if (p == nullptr) throw py::error_already_set();
+  return {p, static_cast<std::size_t>(n)};
+}
 
 py::object exception_of(const ember::Status& status, const ember::ValidationReport* report) {
   const py::module_ errors = py::module_::import("ember.errors");

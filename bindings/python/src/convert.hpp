@@ -4,6 +4,7 @@
 // numpy columns) to JSON text, tensors to numpy arrays that share ember's memory, and
 // Status codes to ember.errors exceptions.
 
+#include <cstring>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -51,6 +52,12 @@ auto unlocked(F&& f) {
     return value_or_raise(std::move(r));
   }
 }
+
+/// A str's UTF-8, read in place (valid while the str lives). Call with the GIL held.
+std::string_view utf8(py::handle s);
+
+/// pandas.NA, a missing value like None (recognised without importing pandas).
+inline bool is_pandas_na(py::handle v) { return std::strcmp(Py_TYPE(v.ptr())->tp_name, "NAType") == 0; }
 
 /// One record as JSON text: a str (used as it is), bytes (UTF-8), a dict (keys are
 /// strings; values None, bool, int, float, str, lists, dicts, numpy scalars and arrays;

@@ -2,8 +2,6 @@
 // drift results (ember.compare), the Monitor observer and HTML reports. The same names
 // as in C++; results are read-only objects, alerts and windows come back as dicts.
 #include <chrono>
-#include <cmath>
-#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,25 +49,9 @@ py::dict window_dict(const ember::WindowReport& w) {
                   py::arg("served_by") = w.served_by, py::arg("versions") = w.versions, py::arg("alerts") = alerts);
 }
 
-// One value of a frame as a categorical label: text as it is, booleans "true"/"false",
-// numbers as their JSON text (as read_table makes them); None and NaN are missing.
-std::optional<std::string> label_of(py::handle v) {
-  PyObject* o = v.ptr();
-  if (o == Py_None || std::strcmp(Py_TYPE(o)->tp_name, "NAType") == 0) return std::nullopt;
-  if (PyUnicode_Check(o)) return py::cast<std::string>(v);
-  if (PyBool_Check(o)) return std::string(o == Py_True ? "true" : "false");
-  if (py::hasattr(v, "item") && py::hasattr(v, "dtype")) return label_of(v.attr("item")());
-  if (PyFloat_Check(o) && std::isnan(PyFloat_AS_DOUBLE(o))) return std::nullopt;
-  if (PyFloat_Check(o) || PyLong_Check(o)) {
-    const double d = py::cast<double>(v);
-    if (d == std::floor(d) && std::abs(d) < 1e15) return std::to_string(static_cast<long long>(d));
-    return py::cast<std::string>(py::module_::import("json").attr("dumps")(v));
-  }
-  return py::cast<std::string>(py::str(v));
-}
-
 // The columns of `frame` (a DataFrame or a dict of columns) that `reference` knows, of
-// the kinds it gives them.
+// the kinds it gives them: numbers as read_table reads them (what does not parse is
+// missing), categories labelled as ember.reference labels a training frame.
 ember::Table table_from_frame(py::handle frame, const ember::ReferenceStats& reference) {
   const py::module_ np = py::module_::import("numpy");
   ember::Table table;
@@ -87,8 +69,13 @@ ember::Table table_from_frame(py::handle frame, const ember::ReferenceStats& ref
       const auto a = np.attr("asarray")(numbers, py::arg("dtype") = "float64").cast<py::array_t<double>>();
       c.numbers.assign(a.data(), a.data() + a.size());
     } else {
+      // Labelled as the reference's own statistics were (ember.reference, from a frame).
+      const py::object label_of = py::module_::import("ember.reference").attr("_label");
       const py::list list = np.attr("asarray")(values, py::arg("dtype") = "object").attr("tolist")();
-      for (auto v : list) c.labels.push_back(label_of(v));
+      for (auto v : list) {
+        const py::object label = label_of(v);
+        c.labels.push_back(label.is_none() ? std::nullopt : std::optional<std::string>(label.cast<std::string>()));
+      }
     }
     const std::size_t n = c.size();
     if (!first && n != table.rows) {
