@@ -153,4 +153,24 @@ ember::Status add_fault_rules(const std::vector<std::string>& specs, std::string
   return {};
 }
 
+ember::Result<std::unique_ptr<ember::Model>> load_model_or_ref(const std::string& what, const std::string& registry_dir,
+                                                               const std::string& key_file,
+                                                               std::shared_ptr<ember::Registry>& registry,
+                                                               const ember::ModelOptions& options) {
+  if (std::filesystem::is_directory(what)) return ember::Model::load(what, options);
+  if (registry_dir.empty()) {
+    return ember::not_found("'" + what + "' is not a directory (give --registry to load it as a reference)");
+  }
+  if (!registry) {
+    ember::RegistryOptions ro;
+    auto key = read_key_file(key_file);
+    if (!key.ok()) return key.status();
+    ro.encryption_key = *key;
+    auto r = ember::Registry::open(registry_dir, ro);
+    if (!r.ok()) return r.status();
+    registry = std::move(*r);
+  }
+  return registry->load_model(what, options);
+}
+
 }  // namespace ember_cli

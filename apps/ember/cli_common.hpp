@@ -17,6 +17,7 @@
 #include "ember/drift.hpp"
 #include "ember/log.hpp"
 #include "ember/model.hpp"
+#include "ember/registry.hpp"
 #include "ember/status.hpp"
 
 namespace ember_cli {
@@ -86,5 +87,16 @@ void add_report_command(CLI::App& app, std::function<int()>& run);
 
 /// Registers "ember predict".
 void add_predict_command(CLI::App& app, std::function<int()>& run);
+
+/// Registers "ember score".
+void add_score_command(CLI::App& app, std::function<int()>& run);
+
+/// A model directory or bundle, or a reference (NAME@ALIAS, NAME:VERSION) into the
+/// registry at `registry_dir` (opened into `registry` on first use, with the key in
+/// `key_file`). NotFound naming --registry when `what` is not a directory and none is given.
+ember::Result<std::unique_ptr<ember::Model>> load_model_or_ref(const std::string& what, const std::string& registry_dir,
+                                                               const std::string& key_file,
+                                                               std::shared_ptr<ember::Registry>& registry,
+                                                               const ember::ModelOptions& options);
 
 }  // namespace ember_cli

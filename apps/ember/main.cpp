@@ -515,6 +515,7 @@ int main(int argc, char** argv) {
   ember_cli::add_registry_commands(app, command);
   ember_cli::add_serve_commands(app, command);
   ember_cli::add_predict_command(app, command);
+  ember_cli::add_score_command(app, command);
   ember_cli::add_drift_commands(app, command);
   ember_cli::add_report_command(app, command);
   ember_cli::add_rollout_commands(app, command);

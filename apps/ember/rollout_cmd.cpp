@@ -39,20 +39,7 @@ struct ReplayArgs {
 // A model directory or bundle, or a reference into the registry.
 Result<std::unique_ptr<ember::Model>> load(const std::string& what, const ReplayArgs& args,
                                            std::shared_ptr<ember::Registry>& registry, const ember::ModelOptions& options) {
-  if (std::filesystem::is_directory(what)) return ember::Model::load(what, options);
-  if (args.registry.empty()) {
-    return ember::not_found("'" + what + "' is not a directory (give --registry to load it as a reference)");
-  }
-  if (!registry) {
-    ember::RegistryOptions ro;
-    auto key = read_key_file(args.registry_key_file);
-    if (!key.ok()) return key.status();
-    ro.encryption_key = *key;
-    auto r = ember::Registry::open(args.registry, ro);
-    if (!r.ok()) return r.status();
-    registry = std::move(*r);
-  }
-  return registry->load_model(what, options);
+  return load_model_or_ref(what, args.registry, args.registry_key_file, registry, options);
 }
 
 std::optional<double> first_output(const ember::Prediction& p) {

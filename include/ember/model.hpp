@@ -65,6 +65,13 @@ struct PredictOptions {
   /// predict_batch / prepare: validate a large batch in up to this many parts at once,
   /// on the model's executor (the caller's thread takes one). 1: the caller's thread only.
   unsigned threads = 1;
+  /// predict_batch / execute: run the model on blocks of exactly this many rows (the
+  /// last one filled up with copies of its first row). A model's kernels may round a
+  /// row's answer differently for other batch sizes (a last-bit difference); with
+  /// blocks, a row's answer depends on the row alone, not on how the data set was cut
+  /// into batches: the same scores from `ember score`, Spark and Ray. 0: the whole
+  /// batch in one call.
+  std::size_t block_rows = 0;
 };
 
 /// What every answer says about where it came from. Owned: valid after the Model is gone.

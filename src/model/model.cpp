@@ -218,6 +218,8 @@ struct ModelImpl {
                  JsonParser& parser) const;
   Status predict_batch(const BatchInput& records, BatchPrediction& prediction, const PredictOptions& options) const;
   Status execute(const Tensor& inputs, BatchPrediction& prediction, const PredictOptions& options) const;
+  Status execute_whole(const Tensor& inputs, BatchPrediction& prediction, const PredictOptions& options) const;
+  Status execute_blocks(const Tensor& inputs, BatchPrediction& prediction, const PredictOptions& options) const;
 };
 
 // Guards a public entry point: an exception that escapes (std::bad_alloc above all)
@@ -324,6 +326,80 @@ void blank_row(NamedTensors& outputs, std::int64_t r) {
 }  // namespace
 
 Status ModelImpl::execute(const Tensor& inputs, BatchPrediction& p, const PredictOptions& options) const {
+  const std::int64_t n = inputs.defined() && inputs.dim() == 2 ? inputs.size(0) : 0;
+  const auto block = static_cast<std::int64_t>(options.block_rows);
+  if (block > 0 && n > 0 && n != block && inputs.dtype() == DType::kFloat64 && inputs.device().is_cpu()) {
+    return execute_blocks(inputs, p, options);
+  }
+  return execute_whole(inputs, p, options);
+}
+
+// The rows in blocks of exactly options.block_rows, the last one filled up with copies
+// of its first row, so that every model call has the same shape.
+Status ModelImpl::execute_blocks(const Tensor& inputs, BatchPrediction& p, const PredictOptions& options) const {
+  const std::int64_t n = inputs.size(0);
+  const auto block = static_cast<std::int64_t>(options.block_rows);
+  const auto cols = static_cast<std::size_t>(inputs.size(1));
+  NamedTensors outputs;
+  EMBER_RETURN_IF_ERROR(writable_outputs(outputs, chain->outputs(), n));
+  std::vector<double> buffer(static_cast<std::size_t>(block) * cols);
+  auto block_input = Tensor::view(std::span<double>(buffer), {block, static_cast<std::int64_t>(cols)});
+  if (!block_input.ok()) return block_input.status();
+  const auto in = inputs.values<double>();
+  BatchPrediction part;
+  std::vector<RowOutcome> rows;
+  std::vector<std::uint32_t> needs_review;
+  std::vector<SkippedStage> skipped;
+  std::string served_by;
+  std::size_t failed_rows = 0;
+  Status last;
+  for (std::int64_t start = 0; start < n; start += block) {
+    const std::int64_t m = std::min(block, n - start);
+    const auto first = in.begin() + static_cast<std::ptrdiff_t>(start * static_cast<std::int64_t>(cols));
+    std::copy(first, first + static_cast<std::ptrdiff_t>(m * static_cast<std::int64_t>(cols)), buffer.begin());
+    for (std::int64_t r = m; r < block; ++r) {
+      std::copy(first, first + static_cast<std::ptrdiff_t>(cols),
+                buffer.begin() + static_cast<std::ptrdiff_t>(r * static_cast<std::int64_t>(cols)));
+    }
+    Status st = execute_whole(*block_input, part, options);
+    const bool answered = part.failed_rows < static_cast<std::size_t>(block);
+    if (!answered) last = st;
+    for (std::size_t k = 0; k < outputs.size() && answered; ++k) {
+      const Tensor& dst = outputs[k].tensor;
+      const Tensor& src = part.outputs[k].tensor;
+      const std::size_t row_bytes = src.nbytes() / static_cast<std::size_t>(block);
+      std::memcpy(static_cast<std::byte*>(dst.data()) + static_cast<std::size_t>(start) * row_bytes, src.data(),
+                  static_cast<std::size_t>(m) * row_bytes);
+    }
+    if (!answered) {
+      for (std::int64_t r = start; r < start + m; ++r) blank_row(outputs, r);
+    }
+    for (std::int64_t r = 0; r < m; ++r) {
+      RowOutcome& o = part.rows[static_cast<std::size_t>(r)];
+      if (!o.status.ok()) ++failed_rows;
+      rows.push_back(std::move(o));
+    }
+    for (auto r : part.needs_review) {
+      if (r < m) needs_review.push_back(static_cast<std::uint32_t>(start + r));
+    }
+    for (auto& s : part.skipped) skipped.push_back(std::move(s));
+    if (served_by.empty()) served_by = part.served_by;
+  }
+  p.rows = std::move(rows);
+  p.failed_rows = failed_rows;
+  p.needs_review = std::move(needs_review);
+  p.skipped = std::move(skipped);
+  if (failed_rows == static_cast<std::size_t>(n)) {
+    p.outputs.clear();
+    p.served_by.clear();
+    return last.ok() ? internal_error("no row was answered") : last;
+  }
+  p.outputs = std::move(outputs);
+  p.served_by = std::move(served_by);
+  return {};
+}
+
+Status ModelImpl::execute_whole(const Tensor& inputs, BatchPrediction& p, const PredictOptions& options) const {
   p.rows.clear();
   p.failed_rows = 0;
   Status st = chain->run(inputs, p, RunOptions{options.budget});
