@@ -354,6 +354,31 @@ void BM_PredictBatch1000Columns(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * 1000);
 }
 
+// The ceiling of batch scoring: the model alone on rows already validated and
+// preprocessed, 10,000 at a time in blocks of 256 (ember score's defaults), per thread
+// (bench/run_score_bench.py; run with OMP_NUM_THREADS=1, as ember score runs LibTorch).
+void BM_ExecuteCeiling(benchmark::State& state) {
+  static const ember::PreparedBatch prepared = [] {
+    std::vector<std::string_view> batch;
+    for (std::size_t i = 0; i < 10000; ++i) batch.push_back(data().records[i % data().records.size()]);
+    ember::PreparedBatch out;
+    if (!data().model->prepare(batch, out).ok()) std::exit(1);
+    return out;
+  }();
+  const auto input = check(prepared.input_tensor(), "input_tensor");
+  ember::PredictOptions options;
+  options.block_rows = 256;
+  ember::BatchPrediction p;
+  for (auto _ : state) {
+    if (!data().model->execute(input, p, options).ok()) {
+      state.SkipWithError("execute failed");
+      break;
+    }
+    benchmark::DoNotOptimize(p);
+  }
+  state.SetItemsProcessed(state.iterations() * 10000);
+}
+
 }  // namespace
 
 BENCHMARK(BM_ExecutorDirect)->Threads(1)->Threads(2)->UseRealTime();
@@ -369,4 +394,5 @@ BENCHMARK(BM_PredictNoTorch)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_PairedObserver)->Iterations(100000);
 BENCHMARK(BM_PredictBatch1000)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_PredictBatch1000Columns)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ExecuteCeiling)->Threads(1)->Threads(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_MAIN();

@@ -388,10 +388,9 @@ int cmd_score(ScoreArgs a) {
 
   const unsigned threads = a.threads > 0 ? static_cast<unsigned>(a.threads)
                                          : std::max(1U, std::thread::hardware_concurrency());
-  // Chunks run side by side, each on one core: LibTorch's own threads would compete.
-  if (threads > 1) {
-    if (auto st = ember::set_torch_threads(1); !st.ok()) return fail(st);
-  }
+  // Chunks run side by side, each on one core: LibTorch's own threads would compete
+  // (and --threads 1 means one core for the model).
+  if (auto st = ember::set_torch_threads(1); !st.ok()) return fail(st);
   ember::ModelOptions options;
   options.log = stderr_sink(false);
   options.schema.limits.max_document_bytes = a.max_record_bytes;

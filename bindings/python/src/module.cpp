@@ -172,7 +172,7 @@ void bind_model(py::module_& m) {
           "with .errors when validation refuses it; the chain's error when no stage answers.")
       .def(
           "predict_batch",
-          [](const ember::Model& model, py::handle records, unsigned threads) {
+          [](const ember::Model& model, py::handle records, unsigned threads, std::size_t block_rows, bool strict) {
             // Column by column when the schema allows it and the values are scalars;
             // else as JSON text, one record at a time.
             std::optional<ColumnBatch> columns = columns_of(records);
@@ -188,12 +188,14 @@ void bind_model(py::module_& m) {
             out.records = columns ? columns->rows : texts.size();
             ember::PredictOptions po;
             po.threads = threads == 0 ? 1 : threads;
+            po.block_rows = block_rows;
             ember::Status st;
             {
               GilRelease release;
               st = columns ? model.predict_batch(columns->columns(), *out.p, po) : model.predict_batch(views, *out.p, po);
             }
-            if (!st.ok()) {
+            const bool none_valid = st.code() == ember::StatusCode::kInvalidArgument && out.p->validation.valid == 0;
+            if (!st.ok() && !(none_valid && !strict)) {
               // None valid: the first invalid record's errors go with the exception.
               const ember::ValidationReport* first = nullptr;
               for (const auto& r : out.p->validation.records) {
@@ -206,9 +208,22 @@ void bind_model(py::module_& m) {
             }
             return out;
           },
-          py::arg("records"), py::arg("threads") = 1,
+          py::arg("records"), py::arg("threads") = 1, py::arg("block_rows") = 0, py::arg("strict") = true,
           "Predicts for a list of records, a pandas DataFrame or a dict of columns. Invalid records are "
-          "left out and reported (.invalid); InvalidArgument when none is valid.")
+          "left out and reported (.invalid); InvalidArgument when none is valid (strict=False: the answer, "
+          "with every record in .invalid). block_rows > 0 runs the model on blocks of exactly that many rows, "
+          "so that a row's answer does not depend on the rows batched with it.")
+      .def_property_readonly("outputs", [](const ember::Model& model) {
+        py::list out;
+        for (const auto& spec : model.chain().outputs()) {
+          py::dict d;
+          d["name"] = spec.name;
+          d["dtype"] = std::string(ember::dtype_name(spec.dtype));
+          d["row_shape"] = spec.row_shape;
+          out.append(d);
+        }
+        return out;
+      }, "What every answer holds: dicts with name, dtype and row_shape (the shape of one row's value).")
       .def_property_readonly("name", &ember::Model::name)
       .def_property_readonly("version", &ember::Model::version)
       .def_property_readonly("input_width", &ember::Model::input_width)
