@@ -293,6 +293,8 @@ class Pipeline {
 
  private:
   void work() {
+    // LibTorch's thread count is per thread (OpenMP's): one core for each chunk.
+    (void)ember::set_torch_threads(1);
     for (;;) {
       std::unique_ptr<Chunk> chunk;
       {
@@ -454,6 +456,7 @@ int cmd_score(ScoreArgs a) {
     Pipeline pipeline(**model, **reader, **writer, layout, predict_options, threads);
     const std::size_t max_in_flight = 2 * threads;
     std::size_t next_read = at.chunks, next_write = at.chunks, in_flight = 0;
+    std::vector<std::unique_ptr<Chunk>> spare;
     bool end = false;
     for (;;) {
       while (!end && in_flight < max_in_flight && failure.ok()) {
@@ -462,7 +465,17 @@ int cmd_score(ScoreArgs a) {
           end = true;
           break;
         }
-        auto chunk = std::make_unique<Chunk>();
+        std::unique_ptr<Chunk> chunk;
+        if (spare.empty()) {
+          chunk = std::make_unique<Chunk>();
+        } else {  // its vectors keep their memory
+          chunk = std::move(spare.back());
+          spare.pop_back();
+          chunk->strings.clear();
+          chunk->batch.reset();
+          chunk->out_batch.reset();
+          chunk->status = Status();
+        }
         chunk->index = next_read;
         auto got = (*reader)->read(a.chunk_rows, *chunk);
         if (!got.ok()) {
@@ -507,6 +520,7 @@ int cmd_score(ScoreArgs a) {
         bar.update(at.rows, at.rows - rows_before, at.input_position, false);
         if (fault->kind == Fault::Kind::kStop && next_write == fault->after) g_stop.store(true);
       }
+      spare.push_back(std::move(*chunk));
     }
   }
   if (!failure.ok()) {

@@ -56,6 +56,7 @@ struct Chunk {
   bool json = false;                                   ///< the records are JSON texts, not columns
   std::vector<std::string_view> records;               ///< JSON texts
   std::vector<std::vector<ember::Cell>> cells;         ///< per column given as cells
+  std::vector<std::vector<double>> numbers;            ///< per column given as float64
   std::vector<ember::ColumnView> views;                ///< the record's columns
   std::vector<std::vector<ember::Cell>> keys;          ///< per key column, per record
   std::vector<std::string> refused;                    ///< per record: why it could not be read ("" if it could)

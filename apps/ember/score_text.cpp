@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <unistd.h>
 
@@ -283,12 +284,12 @@ class TextReader final : public Reader {
                                    " (its columns: " + have + ")");
   }
 
+  // CSV: each feature's fields, then each feature as a column: numbers as float64 (NaN
+  // where missing) when every field of the chunk reads exactly as one, else cells.
   Status decode_csv(Chunk& chunk, char* p, char* end) const {
-    chunk.cells.assign(feature_columns_.size(), std::vector<Cell>(chunk.rows));
-    chunk.views.resize(feature_columns_.size());
-    for (std::size_t k = 0; k < feature_columns_.size(); ++k) {
-      chunk.views[k] = ColumnView{feature_columns_[k].name, ColumnView::Type::kCells, chunk.cells[k].data(), 0};
-    }
+    const std::size_t nf = feature_columns_.size();
+    thread_local std::vector<std::string_view> texts;  // row-major, rows x features
+    texts.assign(chunk.rows * nf, std::string_view());
     std::vector<std::string_view> fields;
     std::size_t r = 0;
     bool quoted = false;
@@ -310,9 +311,7 @@ class TextReader final : public Reader {
       } else if (fields.size() != columns_) {
         chunk.refused[r] = "has " + std::to_string(fields.size()) + " fields where the header has " + std::to_string(columns_);
       } else {
-        for (std::size_t k = 0; k < feature_columns_.size(); ++k) {
-          chunk.cells[k][r] = csv_cell(fields[feature_columns_[k].column], feature_columns_[k].kind);
-        }
+        for (std::size_t k = 0; k < nf; ++k) texts[r * nf + k] = fields[feature_columns_[k].column];
       }
       for (std::size_t k = 0; k < key_columns_.size(); ++k) {  // what can be read of a refused row too
         if (key_columns_[k] >= fields.size()) continue;
@@ -323,7 +322,43 @@ class TextReader final : public Reader {
       ++r;
       start = p;
     }
+    chunk.cells.resize(nf);
+    chunk.numbers.resize(nf);
+    chunk.views.resize(nf);
+    for (std::size_t k = 0; k < nf; ++k) {
+      const FeatureKind kind = feature_columns_[k].kind;
+      if ((kind == FeatureKind::kNumber || kind == FeatureKind::kInteger) && numbers_of(texts, k, nf, chunk.numbers[k])) {
+        chunk.views[k] = ColumnView{feature_columns_[k].name, ColumnView::Type::kFloat64, chunk.numbers[k].data(), 0};
+        continue;
+      }
+      std::vector<Cell>& cells = chunk.cells[k];
+      cells.resize(chunk.rows);
+      for (std::size_t i = 0; i < chunk.rows; ++i) cells[i] = csv_cell(texts[i * nf + k], kind);
+      chunk.views[k] = ColumnView{feature_columns_[k].name, ColumnView::Type::kCells, cells.data(), 0};
+    }
     return {};
+  }
+
+  // Column k of `texts` as float64 (NaN where missing): false when a field is not a
+  // number, or an integer a double cannot hold exactly (then cells say what it is).
+  static bool numbers_of(const std::vector<std::string_view>& texts, std::size_t k, std::size_t nf,
+                         std::vector<double>& out) {
+    const std::size_t rows = nf == 0 ? 0 : texts.size() / nf;
+    out.resize(rows);
+    for (std::size_t i = 0; i < rows; ++i) {
+      const Cell c = csv_cell(texts[i * nf + k], FeatureKind::kNumber);
+      if (c.type == Cell::Type::kNull) {
+        out[i] = std::numeric_limits<double>::quiet_NaN();
+      } else if (c.type == Cell::Type::kNumber && std::isfinite(c.number)) {
+        out[i] = c.number;
+      } else if (c.type == Cell::Type::kInteger && c.integer <= (std::int64_t{1} << 53) &&
+                 c.integer >= -(std::int64_t{1} << 53)) {
+        out[i] = static_cast<double>(c.integer);
+      } else {
+        return false;
+      }
+    }
+    return true;
   }
 
   // JSON lines: as columns of the features (keys and other fields are not part of the
