@@ -64,19 +64,26 @@ def ember_score(ember, model_dir, source, out_path, threads):
 
 def scale_out(model_dir, parquet, repetitions):
     """Spark (local[n]) and Ray (n actors) rows/s for n = 1, 2: wall time of a full run."""
-    sys.path.insert(0, os.path.join(benchlib.ROOT, "bindings", "python"))
+    # run_predict_bench put the source tree's ember (no extension) first: use the installed one.
+    source = os.path.join(benchlib.ROOT, "bindings", "python")
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p) != source]
+    for name in [m for m in sys.modules if m == "ember" or m.startswith("ember.")]:
+        del sys.modules[name]
     import ember.ray
     import ember.spark
     import ray
     from pyspark.sql import SparkSession
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    rows = pq.ParquetFile(parquet).metadata.num_rows
+    # Five copies of the data: enough rows that a run is not mostly the engines' start-up
+    # (Ray starts a new actor pool, and loads the model in it, for every run).
+    copies = 5
+    rows = copies * pq.ParquetFile(parquet).metadata.num_rows
     out = {}
     for n in (1, 2):
         spark = (SparkSession.builder.master(f"local[{n}]").config("spark.ui.enabled", "false")
                  .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(CHUNK)).getOrCreate())
         spark.sparkContext.setLogLevel("ERROR")
-        df = spark.read.parquet(parquet).repartition(2 * n).cache()
+        df = spark.read.parquet(*([parquet] * copies)).repartition(2 * n).cache()
         df.count()
         times = []
         for _ in range(repetitions + 1):  # the first run starts the Python workers
@@ -87,7 +94,7 @@ def scale_out(model_dir, parquet, repetitions):
         spark.stop()
         ray.init(num_cpus=n, include_dashboard=False, log_to_driver=False, configure_logging=False)
         ray.data.DataContext.get_current().enable_progress_bars = False
-        ds = ray.data.read_parquet(parquet, override_num_blocks=4 * n).materialize()
+        ds = ray.data.read_parquet([parquet] * copies, override_num_blocks=4 * n).materialize()
         times = []
         for _ in range(repetitions + 1):
             start = time.perf_counter()
@@ -136,9 +143,15 @@ def main():
         for threads in (1, 2):
             name = f"BM_ExecuteCeiling/real_time/threads:{threads}"
             results[f"ceiling {threads}"] = [r["items_per_second"] for r in runs[name]]
-        scaled = scale_out(tmp, parquet, max(1, args.repetitions // 2)) if args.scale_out else {}
+        report(args, {k: statistics.median(v) for k, v in results.items()})
+        if args.scale_out:
+            scaled = scale_out(tmp, parquet, max(1, args.repetitions // 2))
+            for engine in ("spark", "ray"):
+                one, two = scaled[f"{engine} 1"], scaled[f"{engine} 2"]
+                print(f"  {engine}: 1 worker {one:,.0f} rows/s, 2 workers {two:,.0f} rows/s ({two / one:.2f}x)")
 
-    med = {k: statistics.median(v) for k, v in results.items()}
+
+def report(args, med):
     print(f"rows: {args.rows:,}, repetitions: {args.repetitions} (medians, rows/s)")
     for threads in (1, 2):
         print(f"\n{threads} thread{'s' if threads > 1 else ''}:")
@@ -150,11 +163,7 @@ def main():
     for fmt in ("csv", "parquet"):
         print(f"  {fmt}: ember 2 threads / 1 thread {med[f'ember {fmt} 2'] / med[f'ember {fmt} 1']:.2f}x, "
               f"Python {med[f'python {fmt} 2'] / med[f'python {fmt} 1']:.2f}x, "
-              f"ceiling {med['ceiling 2'] / med['ceiling 1']:.2f}x")
-    if scaled:
-        for engine in ("spark", "ray"):
-            one, two = scaled[f"{engine} 1"], scaled[f"{engine} 2"]
-            print(f"  {engine}: 1 worker {one:,.0f} rows/s, 2 workers {two:,.0f} rows/s ({two / one:.2f}x)")
+              f"ceiling {med['ceiling 2'] / med['ceiling 1']:.2f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -482,3 +482,74 @@ TEST_CASE("lifecycle: when no thread can be had, the work is refused or done her
     CHECK(report.valid == 600);
   }
 }
+
+TEST_CASE("lifecycle: block_rows runs the model on blocks of one shape; answers and failures stay per row") {
+  // Records every call's row count.
+  class Shapes final : public ember::Stage {
+   public:
+    ember::Result<ember::NamedTensors> run(const Tensor& features) const override {
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        rows.push_back(features.size(0));
+      }
+      return probe.run(features);
+    }
+    std::string type() const override { return "shapes"; }
+    ember::Result<std::vector<ember::OutputSpec>> outputs(std::size_t w) const override { return probe.outputs(w); }
+    Probe probe;
+    mutable std::mutex mutex;
+    mutable std::vector<std::int64_t> rows;
+  };
+  auto stage = std::make_shared<Shapes>();
+  const ember::ModelOptions options;
+  auto model = make_model(stage, options);
+  std::vector<std::string> texts;
+  for (int i = 0; i < 10; ++i) {
+    const int user = i == 6 ? -1 : i;  // row 6 fails, and with it its block
+    texts.push_back(R"({"user": )" + std::to_string(user) + R"(, "ts": )" + std::to_string(1700000000 + i) +
+                    R"(, "cents": 1})");
+  }
+  texts.insert(texts.begin() + 2, R"({"user": "bad"})");  // invalid: not a row
+  const std::vector<std::string_view> records(texts.begin(), texts.end());
+  ember::PredictOptions blocks;
+  blocks.block_rows = 4;
+  ember::BatchPrediction out;
+  stage->rows.clear();
+  REQUIRE(model->predict_batch(records, out, blocks).ok());
+  REQUIRE(out.rows.size() == 10);
+  CHECK(out.failed_rows == 1);
+  CHECK(out.rows[6].status.code() == StatusCode::kInternal);
+  const auto v = *out.outputs.values<float>("output");
+  REQUIRE(v.size() == 10);
+  for (std::size_t i = 0; i < 10; ++i) {
+    if (i == 6) {
+      CHECK(std::isnan(v[i]));
+    } else {
+      CHECK(v[i] == static_cast<float>(i));
+      CHECK(out.rows[i].served_by == "probe");
+    }
+  }
+  CHECK(out.source_index.size() == 10);
+  CHECK(out.source_index[2] == 3);  // the invalid record is left out
+  // Blocks of 4, 4 (failed, then row by row), and the last 2 rows filled up to 4.
+  const std::vector<std::int64_t> want{4, 4, 1, 1, 1, 1, 4};
+  CHECK(stage->rows == want);
+
+  // The same answers as the whole batch at once, and a batch of exactly one block is one call.
+  ember::BatchPrediction whole;
+  REQUIRE(model->predict_batch(records, whole).ok());
+  const auto w = *whole.outputs.values<float>("output");
+  for (std::size_t i = 0; i < 10; ++i) CHECK((std::isnan(w[i]) ? std::isnan(v[i]) : w[i] == v[i]));
+  stage->rows.clear();
+  blocks.block_rows = 10;
+  REQUIRE(model->predict_batch(records, out, blocks).ok());
+  CHECK(stage->rows.front() == 10);
+
+  // Every block failing: the chain's error, every row failed.
+  std::vector<std::string_view> bad{R"({"user": -1, "ts": 1, "cents": 1})", R"({"user": -2, "ts": 1, "cents": 1})",
+                                    R"({"user": -3, "ts": 1, "cents": 1})"};
+  blocks.block_rows = 2;
+  CHECK(model->predict_batch(bad, out, blocks).code() == StatusCode::kInternal);
+  CHECK(out.failed_rows == 3);
+  CHECK(out.rows.size() == 3);
+}
