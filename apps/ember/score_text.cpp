@@ -1,4 +1,4 @@
-// ember score's text formats: CSV and JSON lines in, CSV out, rejects as JSON lines.
+// ember score's text inputs: CSV and JSON lines, cut into chunks and read into records.
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -7,9 +7,7 @@
 #include <cstring>
 #include <limits>
 #include <map>
-#include <unistd.h>
 
-#include <nlohmann/json.hpp>
 #include <simdjson.h>
 
 #include "score_io.hpp"
@@ -148,6 +146,7 @@ class TextReader final : public Reader {
     std::string_view text(header.text.data(), header.text.size() - kPadding);
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
     while (!text.empty() && (text.front() == '\n' || text.front() == '\r')) text.remove_prefix(1);
+    if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);  // a byte order mark (spreadsheets write one)
     header_text_.assign(text);
     std::vector<std::string_view> names;
     if (!split_record(header_text_.data(), header_text_.data() + header_text_.size(), sep_, names)) {
@@ -495,246 +494,7 @@ class TextReader final : public Reader {
   std::size_t line_ = 0;
 };
 
-class CsvWriter final : public Writer {
- public:
-  CsvWriter(std::filesystem::path path, Layout layout, File file, int fd)
-      : path_(std::move(path)), layout_(std::move(layout)), file_(std::move(file)), fd_(fd) {}
-
-  Status write_header() {
-    std::string line;
-    Cell c;
-    c.type = Cell::Type::kString;
-    const auto column = [&](std::string_view name) {
-      if (!line.empty()) line += ',';
-      c.text = name;
-      append_csv_cell(line, c);
-    };
-    for (const auto& k : layout_.keys) column(k);
-    for (const auto& o : layout_.outputs) column(o.name);
-    if (layout_.served_by) column("served_by");
-    line += '\n';
-    return put(line);
-  }
-
-  Status format(Chunk& chunk) const override {
-    std::string& out = chunk.out_text;
-    out.clear();
-    const auto rows = answered_rows(chunk);
-    std::vector<const ember::Tensor*> tensors;
-    for (const auto& e : chunk.prediction.outputs) tensors.push_back(&e.tensor);
-    for (std::size_t r = 0; r < rows.size(); ++r) {
-      if (rows[r] < 0) continue;
-      const auto i = static_cast<std::size_t>(rows[r]);
-      bool first = true;
-      for (std::size_t k = 0; k < layout_.keys.size(); ++k) {
-        if (!first) out += ',';
-        first = false;
-        append_csv_cell(out, chunk.keys[k][r]);
-      }
-      for (const auto& col : layout_.outputs) {
-        if (!first) out += ',';
-        first = false;
-        if (col.tensor >= tensors.size()) return ember::internal_error("the model answered fewer outputs than it declares");
-        append_element(out, *tensors[col.tensor], i * col.per_row + col.offset);
-      }
-      if (layout_.served_by) {
-        if (!first) out += ',';
-        out += chunk.prediction.rows[i].served_by;
-      }
-      out += '\n';
-    }
-    return {};
-  }
-
-  Status write(const Chunk& chunk) override { return put(chunk.out_text); }
-
-  Result<std::uint64_t> sync() override {
-    if (std::fflush(file_.get()) != 0 || ::fdatasync(fd_) != 0) return write_error();
-    const long at = std::ftell(file_.get());
-    if (at < 0) return write_error();
-    return static_cast<std::uint64_t>(at);
-  }
-
-  Status truncate(std::uint64_t position) override {
-    if (std::fflush(file_.get()) != 0 || ::ftruncate(fd_, static_cast<off_t>(position)) != 0 ||
-        std::fseek(file_.get(), static_cast<long>(position), SEEK_SET) != 0) {
-      return write_error();
-    }
-    return {};
-  }
-
-  Status finish() override {
-    auto st = sync();
-    if (!st.ok()) return st.status();
-    file_.reset();
-    std::error_code ec;
-    std::filesystem::rename(partial(path_), path_, ec);
-    if (ec) return ember::invalid_argument("cannot write '" + path_.string() + "': " + ec.message());
-    return {};
-  }
-
-  static std::filesystem::path partial(const std::filesystem::path& path) { return path.string() + ".partial"; }
-
- private:
-  static void append_element(std::string& out, const ember::Tensor& t, std::size_t i) {
-    switch (t.dtype()) {
-      case ember::DType::kFloat32: append_number(out, t.values<float>()[i]); return;
-      case ember::DType::kFloat64: append_number(out, t.values<double>()[i]); return;
-      case ember::DType::kInt64: out += std::to_string(t.values<std::int64_t>()[i]); return;
-      case ember::DType::kInt32: out += std::to_string(t.values<std::int32_t>()[i]); return;
-      case ember::DType::kInt8: out += std::to_string(t.values<std::int8_t>()[i]); return;
-      case ember::DType::kUInt8: out += std::to_string(t.values<std::uint8_t>()[i]); return;
-      case ember::DType::kBool: out += t.values<bool>()[i] ? "true" : "false"; return;
-      default: append_number(out, t.at(i).value_or(NAN)); return;
-    }
-  }
-
-  Status put(std::string_view text) {
-    if (!text.empty() && std::fwrite(text.data(), 1, text.size(), file_.get()) != text.size()) return write_error();
-    return {};
-  }
-  Status write_error() const {
-    return ember::invalid_argument("cannot write '" + partial(path_).string() + "': " + std::strerror(errno));
-  }
-
-  std::filesystem::path path_;
-  Layout layout_;
-  File file_;
-  int fd_;
-};
-
 }  // namespace
-
-void append_number(std::string& out, double x) {
-  if (std::isnan(x)) {
-    out += "NaN";
-    return;
-  }
-  if (std::isinf(x)) {
-    out += x > 0 ? "Infinity" : "-Infinity";
-    return;
-  }
-  char buf[64];
-  const char* end = std::to_chars(buf, buf + sizeof buf, x).ptr;
-  out.append(buf, static_cast<std::size_t>(end - buf));
-}
-
-void append_number(std::string& out, float x) {
-  if (std::isnan(x) || std::isinf(x)) {
-    append_number(out, static_cast<double>(x));
-    return;
-  }
-  char buf[64];
-  const char* end = std::to_chars(buf, buf + sizeof buf, x).ptr;
-  out.append(buf, static_cast<std::size_t>(end - buf));
-}
-
-void append_csv_cell(std::string& out, const Cell& cell) {
-  switch (cell.type) {
-    case Cell::Type::kAbsent:
-    case Cell::Type::kNull: return;
-    case Cell::Type::kBool: out += cell.integer != 0 ? "true" : "false"; return;
-    case Cell::Type::kInteger: out += std::to_string(cell.integer); return;
-    case Cell::Type::kUnsigned: out += std::to_string(cell.unsigned_integer); return;
-    case Cell::Type::kNumber: append_number(out, cell.number); return;
-    case Cell::Type::kString: break;
-  }
-  const std::string_view t = cell.text;
-  if (t.find_first_of(",\"\n\r\t") == std::string_view::npos && (t.empty() || (t.front() != ' ' && t.back() != ' '))) {
-    out += t;
-    return;
-  }
-  out += '"';
-  for (char c : t) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  out += '"';
-}
-
-Layout output_layout(const ember::Model& model, std::vector<std::string> keys, bool served_by) {
-  Layout layout;
-  layout.keys = std::move(keys);
-  layout.served_by = served_by;
-  const auto& specs = model.chain().outputs();
-  for (std::size_t t = 0; t < specs.size(); ++t) {
-    std::size_t per_row = 1;
-    for (auto d : specs[t].row_shape) per_row *= static_cast<std::size_t>(std::max<std::int64_t>(d, 0));
-    for (std::size_t i = 0; i < per_row; ++i) {
-      layout.outputs.push_back(
-          {per_row == 1 ? specs[t].name : specs[t].name + "_" + std::to_string(i), t, i, per_row, specs[t].dtype});
-    }
-  }
-  return layout;
-}
-
-Result<std::string> format_of(const std::filesystem::path& path, std::string_view what) {
-  std::string ext = path.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (ext == ".csv") return std::string("csv");
-  if (ext == ".tsv") return std::string("tsv");
-  if (ext == ".jsonl" || ext == ".ndjson" || ext == ".json") return std::string("jsonl");
-  if (ext == ".parquet" || ext == ".pq") return std::string("parquet");
-  return ember::invalid_argument(std::string(what) + " '" + path.string() +
-                                 "': unknown format (by extension: .csv, .tsv, .jsonl, .parquet)");
-}
-
-std::vector<std::ptrdiff_t> answered_rows(const Chunk& chunk) {
-  std::vector<std::ptrdiff_t> rows(chunk.rows, -1);
-  const auto& p = chunk.prediction;
-  const std::size_t n = std::min(p.source_index.size(), p.rows.size());
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::size_t r = p.source_index[i];
-    if (r < rows.size() && p.rows[i].status.ok() && chunk.refused[r].empty()) rows[r] = static_cast<std::ptrdiff_t>(i);
-  }
-  return rows;
-}
-
-void format_rejects(Chunk& chunk, const Layout& layout) {
-  const auto rows = answered_rows(chunk);
-  const auto& p = chunk.prediction;
-  std::vector<const ember::ValidationReport*> reports(chunk.rows, nullptr);
-  for (const auto& [r, report] : p.validation.records) {
-    if (r < reports.size() && !report.ok()) reports[r] = &report;
-  }
-  std::vector<const ember::Status*> failures(chunk.rows, nullptr);
-  for (std::size_t i = 0; i < std::min(p.source_index.size(), p.rows.size()); ++i) {
-    if (!p.rows[i].status.ok() && p.source_index[i] < chunk.rows) failures[p.source_index[i]] = &p.rows[i].status;
-  }
-  chunk.reject_text.clear();
-  chunk.scored = 0;
-  chunk.rejected = 0;
-  for (std::size_t r = 0; r < chunk.rows; ++r) {
-    if (rows[r] >= 0) {
-      ++chunk.scored;
-      continue;
-    }
-    ++chunk.rejected;
-    nlohmann::ordered_json line{{"row", chunk.first_row + r}};
-    nlohmann::ordered_json keys = nlohmann::ordered_json::object();
-    for (std::size_t k = 0; k < layout.keys.size(); ++k) {
-      const Cell& c = chunk.keys[k][r];
-      keys[layout.keys[k]] = c.type == Cell::Type::kString ? nlohmann::ordered_json(std::string(c.text)) : nullptr;
-    }
-    line["keys"] = std::move(keys);
-    nlohmann::ordered_json errors = nlohmann::ordered_json::array();
-    const auto add = [&](std::string_view path, std::string_view message) {
-      errors.push_back({{"path", std::string(path)}, {"message", std::string(message)}});
-    };
-    if (!chunk.refused[r].empty()) {
-      add("", chunk.refused[r]);
-    } else if (reports[r] != nullptr) {
-      for (const auto& e : reports[r]->errors()) add(e.instance_path, e.message);
-    } else if (failures[r] != nullptr) {
-      add("", failures[r]->to_string());
-    } else {
-      add("", chunk.status.ok() ? "not scored" : chunk.status.to_string());
-    }
-    line["errors"] = std::move(errors);
-    chunk.reject_text += line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    chunk.reject_text += '\n';
-  }
-}
 
 Result<std::unique_ptr<Reader>> open_text_reader(const ReaderOptions& options, const ember::Schema& schema) {
   std::error_code ec;
@@ -754,18 +514,6 @@ Result<std::unique_ptr<Reader>> open_text_reader(const ReaderOptions& options, c
   auto reader = std::make_unique<TextReader>(options, schema, std::move(file), size, csv);
   if (auto st = reader->open(); !st.ok()) return st;
   return std::unique_ptr<Reader>(std::move(reader));
-}
-
-Result<std::unique_ptr<Writer>> open_csv_writer(const std::filesystem::path& path, const Layout& layout, bool resume) {
-  const auto partial = CsvWriter::partial(path);
-  File file(std::fopen(partial.c_str(), resume ? "r+b" : "wb"), &std::fclose);
-  if (!file) return ember::invalid_argument("cannot write '" + partial.string() + "': " + std::strerror(errno));
-  const int fd = ::fileno(file.get());
-  auto writer = std::make_unique<CsvWriter>(path, layout, std::move(file), fd);
-  if (!resume) {
-    if (auto st = writer->write_header(); !st.ok()) return st;
-  }
-  return std::unique_ptr<Writer>(std::move(writer));
 }
 
 }  // namespace ember_cli::score

@@ -166,6 +166,16 @@ def test_rows_the_reader_cannot_take_are_rejected_not_fatal(tmp_path):
     assert [r["row"] for r in read_rejects(tmp_path / "bad.jsonl")] == [1, 3, 4, 5]
 
 
+def test_a_byte_order_mark_and_crlf_line_ends(tmp_path):
+    data = tmp_path / "excel.csv"
+    data.write_bytes(b"\xef\xbb\xbftenure,monthly_charges,autopay,plan,region,id\r\n"
+                     b"10,50.5,TRUE,basic,west,a\r\n12,60,FALSE,pro,north,b\r\n")
+    result, out = score(tmp_path, data, "preds.csv")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["scored"] == 2
+    assert list(pd.read_csv(out).id) == ["a", "b"]
+
+
 def test_json_lines_that_are_not_records_are_rejected(tmp_path):
     data = tmp_path / "data.jsonl"
     data.write_text(
