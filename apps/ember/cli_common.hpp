@@ -91,7 +91,7 @@ void add_predict_command(CLI::App& app, std::function<int()>& run);
 /// Registers "ember score".
 void add_score_command(CLI::App& app, std::function<int()>& run);
 
-/// A model directory or bundle, or a reference (NAME@ALIAS, NAME:VERSION) into the
+/// A model directory or bundle, or a reference (NAME@ALIAS, NAME/VERSION) into the
 /// registry at `registry_dir` (opened into `registry` on first use, with the key in
 /// `key_file`). NotFound naming --registry when `what` is not a directory and none is given.
 ember::Result<std::unique_ptr<ember::Model>> load_model_or_ref(const std::string& what, const std::string& registry_dir,

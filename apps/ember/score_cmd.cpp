@@ -420,6 +420,9 @@ int cmd_score(ScoreArgs a) {
     auto loaded = load_checkpoint(checkpoint_path, identity);
     if (!loaded.ok()) return fail(loaded.status());
     at = *loaded;
+  } else if (a.resume) {
+    std::fprintf(stderr, "ember: nothing to resume ('%s' not found): scoring from the beginning\n",
+                 checkpoint_path.c_str());
   }
   auto writer = *out_format == "parquet" ? score::open_parquet_writer(a.output, layout, resuming)
                                          : score::open_csv_writer(a.output, layout, resuming);
@@ -572,10 +575,11 @@ void add_score_command(CLI::App& app, std::function<int()>& run) {
       "Score a data set: records from a CSV, JSON lines or Parquet file through a model, chunk by chunk on every "
       "core; predictions with the key columns to a CSV or Parquet file, rejected records with their errors to "
       "JSON lines. An interrupted run goes on from its last chunk with --resume.");
-  cmd->add_option("--model", args->model, "model directory, bundle, or NAME@ALIAS / NAME:VERSION with --registry")
+  cmd->add_option("--model", args->model, "model directory, bundle, or NAME@ALIAS / NAME/VERSION with --registry")
       ->required();
-  cmd->add_option("--registry", args->registry, "registry directory for a model reference");
-  cmd->add_option("--registry-key", args->registry_key_file, "key file of an encrypted registry");
+  cmd->add_option("--registry", args->registry, "registry directory for a model reference")->envname("EMBER_REGISTRY");
+  cmd->add_option("--registry-key-file", args->registry_key_file, "key of an encrypted registry")
+      ->envname("EMBER_REGISTRY_KEY_FILE");
   cmd->add_option("--input", args->input, "data.csv, data.tsv, data.jsonl or data.parquet (by extension)")->required();
   cmd->add_option("--output", args->output, "preds.csv or preds.parquet (written when the run completes)")->required();
   cmd->add_option("--rejects", args->rejects,

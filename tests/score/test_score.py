@@ -278,6 +278,14 @@ def test_a_signal_stops_after_the_chunks_in_flight(tmp_path):
     assert len(pd.read_csv(out)) + len(read_rejects(tmp_path / "p.rejects.jsonl")) == 2000 * 151
 
 
+def test_resume_without_a_checkpoint_starts_from_the_beginning(tmp_path):
+    paths = write_all(customers(500), tmp_path)
+    result, out = score(tmp_path, paths["csv"], "p.csv", "--resume", "--registry", str(tmp_path / "unused"))
+    assert result.returncode == 0, result.stderr
+    assert "nothing to resume" in result.stderr
+    assert json.loads(result.stdout)["rows"] == 500
+
+
 def test_resume_refuses_a_changed_input(tmp_path):
     paths = write_all(customers(3000), tmp_path)
     first, _ = score(tmp_path, paths["csv"], "p.csv", "--chunk-rows", "500", env={"EMBER_SCORE_FAULT": "stop@1"})
