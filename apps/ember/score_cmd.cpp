@@ -392,7 +392,9 @@ int cmd_score(ScoreArgs a) {
                                          : std::max(1U, std::thread::hardware_concurrency());
   // Chunks run side by side, each on one core: LibTorch's own threads would compete
   // (and --threads 1 means one core for the model).
-  if (auto st = ember::set_torch_threads(1); !st.ok()) return fail(st);
+  if (auto st = ember::set_torch_threads(1); !st.ok() && st.code() != ember::StatusCode::kUnimplemented) {
+    return fail(st);  // (Unimplemented: a build without LibTorch, nothing to set)
+  }
   ember::ModelOptions options;
   options.log = stderr_sink(false);
   options.schema.limits.max_document_bytes = a.max_record_bytes;

@@ -173,6 +173,11 @@ Result<std::shared_ptr<Stage>> torchscript_stage(const std::filesystem::path& pa
   eo.input_specs = {InputSpec{dtype, {-1, static_cast<std::int64_t>(input_width)}}};
   eo.log = options.log;
   auto executor = TorchExecutor::load(path, eo);
+  if (executor.status().code() == StatusCode::kUnimplemented) {
+    return failed_precondition(
+        "the model needs TorchScript, and this ember was built without LibTorch (EMBER_WITH_TORCH=OFF): build "
+        "with it, or give the model a chain without a torchscript stage (linear, cache, default)");
+  }
   if (!executor.ok()) return executor.status();
   return make_executor_stage(std::shared_ptr<const Executor>(std::move(executor).value()), dtype);
 }

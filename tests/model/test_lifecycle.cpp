@@ -553,3 +553,52 @@ TEST_CASE("lifecycle: block_rows runs the model on blocks of one shape; answers 
   CHECK(out.failed_rows == 3);
   CHECK(out.rows.size() == 3);
 }
+
+TEST_CASE("lifecycle: without LibTorch, a model that needs TorchScript is refused by name; one that does not runs") {
+  namespace fs = std::filesystem;
+  if (ember::TorchExecutor::load("/nonexistent.pt").status().code() != StatusCode::kUnimplemented) {
+    SUCCEED("this build has LibTorch");
+    return;
+  }
+  const fs::path dir = fs::temp_directory_path() / "ember_no_torch_test";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "schema.json") << kSchema;
+  std::ofstream(dir / "model.pt") << "not needed to know";
+  const std::string linear =
+      R"({"format":"ember-linear","version":1,"estimator":"LinearRegression","coef":[[0,1,0]],"intercept":[-1.7e9]})";
+  std::ofstream(dir / "linear.json") << linear;
+  const std::string record = R"({"user": 1, "ts": 1700000005, "cents": 1})";
+
+  // No chain.json: the default chain is TorchScript.
+  auto model = Model::load(dir);
+  REQUIRE_FALSE(model.ok());
+  CHECK(model.status().code() == StatusCode::kFailedPrecondition);
+  CHECK(model.status().message().find("LibTorch") != std::string::npos);
+  CHECK(model.status().message().find("'primary'") != std::string::npos);
+
+  // A chain that needs it.
+  std::ofstream(dir / "chain.json") << R"({"format": "ember-chain", "version": 1, "stages": [
+      {"name": "mlp", "type": "torchscript"}, {"name": "fallback", "type": "linear", "path": "linear.json"}]})";
+  model = Model::load(dir);
+  REQUIRE_FALSE(model.ok());
+  CHECK(model.status().code() == StatusCode::kFailedPrecondition);
+  CHECK(model.status().message().find("mlp") != std::string::npos);
+
+  // The same stage marked optional is left out; a chain without it runs.
+  for (const char* chain : {R"({"format": "ember-chain", "version": 1, "stages": [
+                                {"name": "mlp", "type": "torchscript", "optional": true},
+                                {"name": "fallback", "type": "linear", "path": "linear.json"}]})",
+                            R"({"format": "ember-chain", "version": 1, "stages": [
+                                {"name": "fallback", "type": "linear", "path": "linear.json"}]})"}) {
+    std::ofstream(dir / "chain.json") << chain;
+    model = Model::load(dir);
+    INFO(model.status().to_string());
+    REQUIRE(model.ok());
+    auto p = (*model)->predict(record);
+    REQUIRE(p.ok());
+    CHECK(p->served_by == "fallback");
+    CHECK(p->value().value_or(0) == Approx(5.0));
+  }
+  fs::remove_all(dir);
+}
