@@ -36,12 +36,6 @@ struct ReplayArgs {
   bool json = false;
 };
 
-// A model directory or bundle, or a reference into the registry.
-Result<std::unique_ptr<ember::Model>> load(const std::string& what, const ReplayArgs& args,
-                                           std::shared_ptr<ember::Registry>& registry, const ember::ModelOptions& options) {
-  return load_model_or_ref(what, args.registry, args.registry_key_file, registry, options);
-}
-
 std::optional<double> first_output(const ember::Prediction& p) {
   if (p.outputs.empty()) return std::nullopt;
   auto v = p.outputs[0].tensor.at(0);
@@ -56,12 +50,12 @@ int cmd_replay(const ReplayArgs& args) {
   if (!plan.ok()) return fail(plan.status());
   std::shared_ptr<ember::Registry> registry;
   const ember::ModelOptions control_options;  // (a braced temporary trips GCC 12's maybe-uninitialized)
-  auto control = load(args.control, args, registry, control_options);
+  auto control = load_model_or_ref(args.control, args.registry, args.registry_key_file, registry, control_options);
   if (!control.ok()) return fail(control.status().with_context("--control"));
   ember::ModelOptions candidate_options;
   candidate_options.fault_seed = args.seed;
   if (auto st = add_fault_rules(args.candidate_inject, "--candidate-inject", candidate_options); !st.ok()) return fail(st);
-  auto candidate = load(args.candidate, args, registry, candidate_options);
+  auto candidate = load_model_or_ref(args.candidate, args.registry, args.registry_key_file, registry, candidate_options);
   if (!candidate.ok()) return fail(candidate.status().with_context("--candidate"));
   TrafficReader traffic;
   if (auto st = traffic.open(args.traffic); !st.ok()) return fail(st);

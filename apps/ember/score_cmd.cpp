@@ -79,52 +79,6 @@ Result<Fault> fault_from_env() {
   return f;
 }
 
-// Appends the rejected records' JSON lines to `path`.partial; renamed into place at the end.
-class RejectFile {
- public:
-  static Result<RejectFile> open(const std::filesystem::path& path, bool resume) {
-    const std::string partial = path.string() + ".partial";
-    std::FILE* f = std::fopen(partial.c_str(), resume ? "r+b" : "wb");
-    if (f == nullptr) return ember::invalid_argument("cannot write '" + partial + "': " + std::strerror(errno));
-    return RejectFile(path, f);
-  }
-  RejectFile(RejectFile&& o) noexcept : path_(std::move(o.path_)), f_(std::exchange(o.f_, nullptr)) {}
-  ~RejectFile() {
-    if (f_ != nullptr) std::fclose(f_);
-  }
-  Status append(std::string_view text) {
-    if (!text.empty() && std::fwrite(text.data(), 1, text.size(), f_) != text.size()) return error();
-    return {};
-  }
-  Result<std::uint64_t> sync() {
-    if (std::fflush(f_) != 0 || ::fdatasync(::fileno(f_)) != 0) return error();
-    return static_cast<std::uint64_t>(std::ftell(f_));
-  }
-  Status truncate(std::uint64_t at) {
-    if (std::fflush(f_) != 0 || ::ftruncate(::fileno(f_), static_cast<off_t>(at)) != 0 ||
-        std::fseek(f_, static_cast<long>(at), SEEK_SET) != 0) {
-      return error();
-    }
-    return {};
-  }
-  Status finish() {
-    if (auto st = sync(); !st.ok()) return st.status();
-    std::fclose(std::exchange(f_, nullptr));
-    std::error_code ec;
-    std::filesystem::rename(path_.string() + ".partial", path_, ec);
-    if (ec) return ember::invalid_argument("cannot write '" + path_.string() + "': " + ec.message());
-    return {};
-  }
-
- private:
-  RejectFile(std::filesystem::path path, std::FILE* f) : path_(std::move(path)), f_(f) {}
-  Status error() const {
-    return ember::invalid_argument("cannot write '" + path_.string() + ".partial': " + std::strerror(errno));
-  }
-  std::filesystem::path path_;
-  std::FILE* f_;
-};
-
 // What a checkpoint must match for a run to resume from it.
 nlohmann::ordered_json run_identity(const ScoreArgs& a, const ember::Model& model, const std::string& rejects) {
   std::error_code ec;
@@ -331,8 +285,6 @@ class Pipeline {
     }
     if (auto st = writer_.format(c); !st.ok()) return st;
     score::format_rejects(c, layout_);
-    c.text.clear();
-    c.text.shrink_to_fit();
     return {};
   }
 
@@ -429,7 +381,7 @@ int cmd_score(ScoreArgs a) {
   auto writer = *out_format == "parquet" ? score::open_parquet_writer(a.output, layout, resuming)
                                          : score::open_csv_writer(a.output, layout, resuming);
   if (!writer.ok()) return fail(writer.status());
-  auto reject_file = RejectFile::open(rejects, resuming);
+  auto reject_file = score::PartialFile::open(rejects, resuming);  // the rejects' JSON lines
   if (!reject_file.ok()) return fail(reject_file.status());
   if (resuming) {
     if (auto st = (*writer)->truncate(at.output_position); !st.ok()) return fail(st);

@@ -6,6 +6,7 @@
 // (decode) and its answer into output (format) run on any worker thread.
 
 #include <cstdint>
+#include <cstdio>
 #include <deque>
 #include <filesystem>
 #include <memory>
@@ -69,6 +70,28 @@ struct Chunk {
   std::string reject_text;           ///< JSON lines
   std::size_t scored = 0;
   std::size_t rejected = 0;
+};
+
+/// A file written as `path` + ".partial" and renamed to `path` by finish(), so that
+/// only a complete file appears under its name. Appends; sync() makes what was written
+/// durable and returns its length, truncate() cuts back to such a length (on resume).
+class PartialFile {
+ public:
+  /// Opens `path`.partial: empty, or with `resume` as an interrupted run left it.
+  static ember::Result<PartialFile> open(const std::filesystem::path& path, bool resume);
+  PartialFile(PartialFile&& other) noexcept;
+  PartialFile& operator=(PartialFile&&) = delete;
+  ~PartialFile();
+  ember::Status append(std::string_view text);
+  ember::Result<std::uint64_t> sync();
+  ember::Status truncate(std::uint64_t length);
+  ember::Status finish();
+
+ private:
+  PartialFile(std::filesystem::path path, std::FILE* file) : path_(std::move(path)), file_(file) {}
+  [[nodiscard]] ember::Status error() const;
+  std::filesystem::path path_;
+  std::FILE* file_;
 };
 
 /// Reads an input file chunk by chunk.

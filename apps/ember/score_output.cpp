@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -21,12 +22,9 @@ using ember::Cell;
 using ember::Result;
 using ember::Status;
 
-using File = std::unique_ptr<std::FILE, int (*)(std::FILE*)>;
-
 class CsvWriter final : public Writer {
  public:
-  CsvWriter(std::filesystem::path path, Layout layout, File file, int fd)
-      : path_(std::move(path)), layout_(std::move(layout)), file_(std::move(file)), fd_(fd) {}
+  CsvWriter(Layout layout, PartialFile file) : layout_(std::move(layout)), file_(std::move(file)) {}
 
   Status write_header() {
     std::string line;
@@ -41,7 +39,7 @@ class CsvWriter final : public Writer {
     for (const auto& o : layout_.outputs) column(o.name);
     if (layout_.served_by) column("served_by");
     line += '\n';
-    return put(line);
+    return file_.append(line);
   }
 
   Status format(Chunk& chunk) const override {
@@ -74,34 +72,10 @@ class CsvWriter final : public Writer {
     return {};
   }
 
-  Status write(const Chunk& chunk) override { return put(chunk.out_text); }
-
-  Result<std::uint64_t> sync() override {
-    if (std::fflush(file_.get()) != 0 || ::fdatasync(fd_) != 0) return write_error();
-    const long at = std::ftell(file_.get());
-    if (at < 0) return write_error();
-    return static_cast<std::uint64_t>(at);
-  }
-
-  Status truncate(std::uint64_t position) override {
-    if (std::fflush(file_.get()) != 0 || ::ftruncate(fd_, static_cast<off_t>(position)) != 0 ||
-        std::fseek(file_.get(), static_cast<long>(position), SEEK_SET) != 0) {
-      return write_error();
-    }
-    return {};
-  }
-
-  Status finish() override {
-    auto st = sync();
-    if (!st.ok()) return st.status();
-    file_.reset();
-    std::error_code ec;
-    std::filesystem::rename(partial(path_), path_, ec);
-    if (ec) return ember::invalid_argument("cannot write '" + path_.string() + "': " + ec.message());
-    return {};
-  }
-
-  static std::filesystem::path partial(const std::filesystem::path& path) { return path.string() + ".partial"; }
+  Status write(const Chunk& chunk) override { return file_.append(chunk.out_text); }
+  Result<std::uint64_t> sync() override { return file_.sync(); }
+  Status truncate(std::uint64_t position) override { return file_.truncate(position); }
+  Status finish() override { return file_.finish(); }
 
  private:
   static void append_element(std::string& out, const ember::Tensor& t, std::size_t i) {
@@ -117,18 +91,8 @@ class CsvWriter final : public Writer {
     }
   }
 
-  Status put(std::string_view text) {
-    if (!text.empty() && std::fwrite(text.data(), 1, text.size(), file_.get()) != text.size()) return write_error();
-    return {};
-  }
-  Status write_error() const {
-    return ember::invalid_argument("cannot write '" + partial(path_).string() + "': " + std::strerror(errno));
-  }
-
-  std::filesystem::path path_;
   Layout layout_;
-  File file_;
-  int fd_;
+  PartialFile file_;
 };
 
 }  // namespace
@@ -264,12 +228,57 @@ void format_rejects(Chunk& chunk, const Layout& layout) {
   }
 }
 
+Result<PartialFile> PartialFile::open(const std::filesystem::path& path, bool resume) {
+  const std::string partial = path.string() + ".partial";
+  std::FILE* file = std::fopen(partial.c_str(), resume ? "r+b" : "wb");
+  if (file == nullptr) return ember::invalid_argument("cannot write '" + partial + "': " + std::strerror(errno));
+  return PartialFile(path, file);
+}
+
+PartialFile::PartialFile(PartialFile&& other) noexcept
+    : path_(std::move(other.path_)), file_(std::exchange(other.file_, nullptr)) {}
+
+PartialFile::~PartialFile() {
+  if (file_ != nullptr) std::fclose(file_);
+}
+
+Status PartialFile::append(std::string_view text) {
+  if (!text.empty() && std::fwrite(text.data(), 1, text.size(), file_) != text.size()) return error();
+  return {};
+}
+
+Result<std::uint64_t> PartialFile::sync() {
+  if (std::fflush(file_) != 0 || ::fdatasync(::fileno(file_)) != 0) return error();
+  const long at = std::ftell(file_);
+  if (at < 0) return error();
+  return static_cast<std::uint64_t>(at);
+}
+
+Status PartialFile::truncate(std::uint64_t length) {
+  if (std::fflush(file_) != 0 || ::ftruncate(::fileno(file_), static_cast<off_t>(length)) != 0 ||
+      std::fseek(file_, static_cast<long>(length), SEEK_SET) != 0) {
+    return error();
+  }
+  return {};
+}
+
+Status PartialFile::finish() {
+  if (auto st = sync(); !st.ok()) return st.status();
+  std::fclose(std::exchange(file_, nullptr));
+  std::error_code ec;
+  std::filesystem::rename(path_.string() + ".partial", path_, ec);
+  if (ec) return ember::invalid_argument("cannot write '" + path_.string() + "': " + ec.message());
+  return {};
+}
+
+Status PartialFile::error() const {
+  return ember::invalid_argument("cannot write '" + path_.string() + ".partial': " + std::strerror(errno));
+}
+
 Result<std::unique_ptr<Writer>> open_csv_writer(const std::filesystem::path& path, const Layout& layout, bool resume) {
-  const auto partial = CsvWriter::partial(path);
-  File file(std::fopen(partial.c_str(), resume ? "r+b" : "wb"), &std::fclose);
-  if (!file) return ember::invalid_argument("cannot write '" + partial.string() + "': " + std::strerror(errno));
-  const int fd = ::fileno(file.get());
-  auto writer = std::make_unique<CsvWriter>(path, layout, std::move(file), fd);
+  auto file = PartialFile::open(path, resume);
+  if (!file.ok()) return file.status();
+  auto writer = std::make_unique<CsvWriter>(layout, std::move(file).value());
   if (!resume) {
     if (auto st = writer->write_header(); !st.ok()) return st;
   }
