@@ -69,6 +69,7 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 )sql";
 
 Result<std::unique_ptr<Registry::Impl>> open_impl(const fs::path& dir, const RegistryOptions& options, bool create) {
+  EMBER_RETURN_IF_ERROR(detail::Db::available());
   auto impl = std::make_unique<Registry::Impl>();
   impl->dir = dir;
   impl->options = options;

@@ -77,6 +77,8 @@ Db& Db::operator=(Db&& other) noexcept {
 
 Db::~Db() { sqlite3_close_v2(db_); }
 
+Status Db::available() { return {}; }
+
 Status Db::error(std::string_view what, int rc) const {
   const std::string msg = std::string(what) + ": " + (db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
   switch (rc & 0xff) {

@@ -86,6 +86,8 @@ class Db {
   /// Opens (creating when `create`) the database at `path`, in WAL mode with full sync
   /// and foreign keys, waiting up to `busy_timeout_ms` for other writers.
   static Result<Db> open(const std::string& path, bool create, int busy_timeout_ms);
+  /// OK, or FailedPrecondition in a build without SQLite (EMBER_WITH_REGISTRY=OFF).
+  static Status available();
   Db() = default;
   Db(Db&& other) noexcept : db_(other.db_) { other.db_ = nullptr; }
   Db& operator=(Db&& other) noexcept;
