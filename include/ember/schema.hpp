@@ -292,4 +292,11 @@ class EMBER_API Schema {
   std::shared_ptr<detail::SchemaImpl> impl_;
 };
 
+/// What makes `to` refuse or misread records that `from` accepts, one sentence each
+/// (empty: `to` is compatible): a feature that is gone, a feature `to` requires and `from`
+/// did not, a narrower kind (number -> integer, text -> category, any change to or from
+/// boolean), a category that is gone, a stricter field policy. Ranges, patterns and lengths
+/// are not compared: check them with records (a model gate's golden records).
+[[nodiscard]] EMBER_API std::vector<std::string> breaking_changes(const Schema& from, const Schema& to);
+
 }  // namespace ember
