@@ -67,7 +67,7 @@ class EmberConan(ConanFile):
 
     def validate(self):
         check_min_cppstd(self, 20)
-        if self.options.with_torch and self._torch_dir() is None:
+        if self.options.with_torch and not self._libtorch_from_conan() and self._torch_dir() is None:
             raise ConanInvalidConfiguration(
                 "with_torch=True needs LibTorch: install torch into the Python that runs Conan, or pass "
                 "-c user.ember:torch_dir=<dir with TorchConfig.cmake>, or build with -o '&:with_torch=False'")
@@ -75,7 +75,7 @@ class EmberConan(ConanFile):
     def package_id(self):
         # A package built against one LibTorch does not run against another: the variant
         # (version, C++ ABI, CPU or CUDA) is part of the package id.
-        if self.info.options.with_torch:
+        if self.info.options.with_torch and self._torch_dir() is not None:
             self.info.options.with_torch = self._torch_variant()
 
     def generate(self):
@@ -85,7 +85,7 @@ class EmberConan(ConanFile):
         tc.cache_variables["EMBER_WITH_REGISTRY"] = bool(self.options.with_registry)
         for part in ("TESTS", "BENCH", "EXAMPLES", "CLI", "PYTHON", "FUZZERS"):
             tc.cache_variables[f"EMBER_BUILD_{part}"] = False
-        if self.options.with_torch:
+        if self.options.with_torch and (self.conf.get("user.ember:torch_dir") or not self._libtorch_from_conan()):
             tc.cache_variables["Torch_DIR"] = self._torch_dir()
         tc.generate()
         CMakeDeps(self).generate()
@@ -106,26 +106,40 @@ class EmberConan(ConanFile):
         lib.set_property("cmake_target_name", "ember::ember")
         lib.libs = ["ember"]
         if not self.options.shared:
+            # A static libember needs its dependencies at the consumer's link; a shared one
+            # hides them (no symbol, header or flag of theirs reaches the consumer).
             lib.defines = ["EMBER_STATIC"]
             if self.settings.os in ("Linux", "FreeBSD"):
                 lib.system_libs = ["pthread", "dl", "m"]
-        if not self.options.shared:
-            # A static libember needs its dependencies at the consumer's link; a shared one
-            # hides them (no symbol, header or flag of theirs reaches the consumer).
             lib.requires = ["simdjson::simdjson", "nlohmann_json::nlohmann_json", "eigen::eigen", "re2::re2",
                             "openssl::crypto"]
             if self.options.with_registry:
                 lib.requires.append("sqlite3::sqlite3")
             if self.options.with_torch:
                 lib.requires.append("libtorch::libtorch")
-        if self.options.shared and self.options.with_torch:
+        if self.options.shared and self.options.with_torch and not self._libtorch_from_conan():
             # libember.so finds LibTorch through its RUNPATH; consumers' runtimes see it too.
             self.runenv_info.append_path("LD_LIBRARY_PATH", os.path.join(os.path.dirname(os.path.dirname(
                 os.path.dirname(self._torch_dir() or ""))), "lib"))
 
     # --- LibTorch -----------------------------------------------------------------------
+    def _libtorch_from_conan(self):
+        """True when libtorch is a package in Conan's cache (ConanCenter's), False when it
+        is the machine's ([platform_requires]: no package folder)."""
+        if not self.options.with_torch:
+            return False
+        try:
+            return self.dependencies["libtorch"].package_folder is not None
+        except KeyError:
+            return False
+
     def _torch_dir(self):
         """The directory holding TorchConfig.cmake, or None."""
+        if not hasattr(self, "_found_torch_dir"):
+            self._found_torch_dir = self._find_torch_dir()
+        return self._found_torch_dir
+
+    def _find_torch_dir(self):
         candidates = [self.conf.get("user.ember:torch_dir"), os.environ.get("Torch_DIR")]
         python = self.conf.get("user.ember:python", default=sys.executable)
         try:

@@ -57,7 +57,7 @@ def test_the_same_model_passes(work):
     assert r.stdout.rstrip().endswith("model_gate: passed")
     assert report["passed"] and report["failures"] == []
     assert report["golden"]["max_abs_difference"] == 0 and report["schema"]["breaking_changes"] == []
-    assert 0.5 < report["latency"]["ratio"] < 1.5
+    assert report["latency"]["records"] == 60 and 0.5 < report["latency"]["ratio"] < 1.5
 
 
 def test_other_answers_fail_beyond_the_tolerance_only(work):
@@ -76,6 +76,8 @@ def test_a_schema_that_breaks_production_records_fails(work):
     assert report["schema"]["breaking_changes"] == ["feature 'y' is gone", "feature 'z' is new and required"]
     assert "FAIL schema: feature 'y' is gone" in r.stdout
     assert "the candidate refuses it" in report["golden"]["mismatches"][0]["problem"]
+    assert report["latency"]["measured"] is False  # no record both answer: nothing to time
+    assert "latency not measured" in r.stdout
 
 
 def test_a_slower_model_fails_the_latency_budget(work):
