@@ -40,6 +40,7 @@ struct RunArgs {
   int warmup = 0;
   int threads = 0;
   bool no_optimize = false;
+  std::string native = "auto";
   bool reject_non_finite = false;
   std::uint64_t max_input_bytes = 256ull << 20;
   bool verbose = false;
@@ -64,6 +65,7 @@ struct TransformArgs {
 struct InfoArgs {
   std::string model;
   std::string format = "text";
+  std::string native_out;
 };
 
 
@@ -119,12 +121,22 @@ int cmd_info(const InfoArgs& args) {
   auto loaded = ember::TorchExecutor::load(args.model, options);
   if (!loaded.ok()) return fail(loaded.status());
   const ember::ModelInfo& info = (*loaded)->info();
+  if (!args.native_out.empty()) {
+    auto net = (*loaded)->native_json();
+    if (!net.ok()) return fail(net.status());
+    std::ofstream f(args.native_out, std::ios::binary);
+    f << *net << "\n";
+    f.close();
+    if (!f) return fail(ember::internal_error("cannot write '" + args.native_out + "'"));
+  }
   if (args.format == "json") {
     nlohmann::json doc;
     doc["model"] = args.model;
     doc["size_bytes"] = info.size_bytes;
     doc["parameter_count"] = info.parameter_count;
     doc["parameter_bytes"] = info.parameter_bytes;
+    doc["engine"] = info.engine;
+    doc["engine_reason"] = info.engine_reason;
     doc["methods"] = nlohmann::json::array();
     for (const auto& m : info.methods) {
       nlohmann::json args_json = nlohmann::json::array();
@@ -142,6 +154,8 @@ int cmd_info(const InfoArgs& args) {
             << "inputs:\n";
   for (const auto& a : info.methods.front().arguments) std::cout << "  " << a.name << ": " << a.type << "\n";
   std::cout << "returns:     " << info.methods.front().return_type << "\n"
+            << "runs on:     " << (info.engine == "native" ? "ember's native kernels: " : "LibTorch: ")
+            << info.engine_reason << "\n"
             << "methods:\n";
   for (const auto& m : info.methods) std::cout << "  " << m.schema << "\n";
   return 0;
@@ -159,6 +173,7 @@ int cmd_run(const RunArgs& args) {
   ember::ExecutorOptions options;
   options.device = args.device;
   options.optimize = !args.no_optimize;
+  if (auto native = ember::parse_native_path(args.native); native.ok()) options.native = *native;
   if (args.threads > 0) {
     if (auto st = ember::set_torch_threads(args.threads); !st.ok()) return fail(st);
   }
@@ -447,6 +462,8 @@ int main(int argc, char** argv) {
   CLI::App* info = app.add_subcommand("info", "Describe a TorchScript model: methods, inputs, parameters, size.");
   info->add_option("model", info_args.model, "Path to the TorchScript file (.pt)")->required();
   info->add_option("--format", info_args.format, "Output format")->check(CLI::IsMember({"text", "json"}));
+  info->add_option("--native-out", info_args.native_out,
+                   "Write the native network (net.json) the model lowers to; fails, saying why, when it does not");
 
   RunArgs run_args;
   CLI::App* run = app.add_subcommand("run", "Run a TorchScript model on inputs from a JSON file; print outputs as JSON.");
@@ -466,6 +483,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 4096))
       ->capture_default_str();
   run->add_flag("--no-optimize", run_args.no_optimize, "Do not freeze and optimize the module");
+  run->add_option("--native", run_args.native,
+                  "Run small feed-forward networks on ember's kernels: auto, off (always LibTorch), require")
+      ->check(CLI::IsMember({"auto", "off", "require"}))
+      ->capture_default_str();
   run->add_flag("--reject-non-finite", run_args.reject_non_finite, "Fail on NaN or Inf in the inputs");
   run->add_option("--max-input-bytes", run_args.max_input_bytes, "Refuse larger input files")->capture_default_str();
   run->add_flag("-v,--verbose", run_args.verbose, "Log what ember does to standard error");

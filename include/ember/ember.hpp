@@ -14,6 +14,7 @@
 #include "ember/metrics.hpp"
 #include "ember/model.hpp"
 #include "ember/monitor.hpp"
+#include "ember/native.hpp"
 #include "ember/pipeline.hpp"
 #include "ember/registry.hpp"
 #include "ember/resilience.hpp"

@@ -44,6 +44,18 @@ struct InputSpec {
   std::vector<std::int64_t> shape;
 };
 
+/// Whether TorchExecutor runs a module on ember's own kernels (native.hpp).
+enum class NativePath : std::uint8_t {
+  kAuto,     ///< when the module lowers to a native network and runs on the CPU (default)
+  kOff,      ///< always LibTorch
+  kRequire,  ///< fail the load (FailedPrecondition, with the reason) when it does not lower
+};
+
+/// "auto", "off", "require".
+EMBER_API std::string_view native_path_name(NativePath path) noexcept;
+/// The reverse; InvalidArgument for anything else.
+EMBER_API Result<NativePath> parse_native_path(std::string_view text);
+
 /// How TorchExecutor loads and runs a module. Defaults are written here.
 struct ExecutorOptions {
   /// "cpu", "cuda", "cuda:N", or "auto" (CUDA device 0 when CUDA is available, else CPU).
@@ -63,6 +75,10 @@ struct ExecutorOptions {
   NonFinitePolicy non_finite_inputs = NonFinitePolicy::kPassThrough;
   /// Copy outputs that live on a GPU back to host memory before returning them.
   bool outputs_to_host = true;
+  /// Small feed-forward networks (Linear, activations, norms, residual adds) run on
+  /// ember's kernels: outputs equal LibTorch's within 1e-6 relative, at a fraction of the
+  /// time. ModelInfo::engine says which path a module took, and why.
+  NativePath native = NativePath::kAuto;
   LogSink log;
 };
 
@@ -88,6 +104,10 @@ struct ModelInfo {
   std::uint64_t size_bytes = 0;     ///< size of the archive (file or bytes) loaded
   std::string device;               ///< the device it runs on, "cpu" or "cuda:N"
   bool optimized = false;           ///< frozen and optimized for inference
+  std::string engine = "libtorch";  ///< "native" (ember's kernels) or "libtorch"
+  /// For "native", the network ("linear 70->64, relu, ..."); for "libtorch", what kept
+  /// the module from the native path (or that it was turned off).
+  std::string engine_reason;
 };
 
 namespace detail {
@@ -136,6 +156,9 @@ class EMBER_API TorchExecutor final : public Executor {
   [[nodiscard]] std::vector<std::string> input_names() const;
   /// The input specs in force (given, inferred from example inputs, or empty).
   [[nodiscard]] const std::vector<InputSpec>& input_specs() const noexcept;
+  /// net.json of the native network this module lowered to (also when ExecutorOptions::
+  /// native is kOff); FailedPrecondition with the reason when it does not lower.
+  [[nodiscard]] Result<std::string> native_json() const;
 
  private:
   explicit TorchExecutor(std::unique_ptr<detail::TorchExecutorImpl> impl);

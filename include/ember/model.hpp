@@ -37,6 +37,9 @@ struct ModelOptions {
   /// Device of the TorchScript stages that do not name one, and of the default chain:
   /// "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:N".
   std::string device = "auto";
+  /// Whether TorchScript stages run small feed-forward networks on ember's own kernels
+  /// (native.hpp): the default chain's, and chain.json stages without a "native" key.
+  NativePath native = NativePath::kAuto;
   /// Overrides chain.json's budget when set (0: no budget).
   std::optional<std::chrono::nanoseconds> budget;
   /// Faults to inject, by stage name (for demos and tests; see FaultInjector).

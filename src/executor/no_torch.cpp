@@ -37,6 +37,8 @@ const std::vector<InputSpec>& TorchExecutor::input_specs() const noexcept {
   return none;
 }
 
+Result<std::string> TorchExecutor::native_json() const { return no_torch(); }
+
 bool cuda_available() noexcept { return false; }
 int cuda_device_count() noexcept { return 0; }
 

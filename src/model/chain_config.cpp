@@ -8,6 +8,7 @@
 
 #include "core/files.hpp"
 #include "ember/model.hpp"
+#include "ember/native.hpp"
 #include "model/model_internal.hpp"
 
 namespace ember {
@@ -167,9 +168,11 @@ Result<std::vector<DefaultOutput>> parse_default_outputs(const Json& j, const st
 }  // namespace
 
 Result<std::shared_ptr<Stage>> torchscript_stage(const std::filesystem::path& path, const std::string& device,
-                                                 std::size_t input_width, const ModelOptions& options, DType dtype) {
+                                                 std::size_t input_width, const ModelOptions& options, DType dtype,
+                                                 NativePath native) {
   ExecutorOptions eo;
   eo.device = device;
+  eo.native = native;
   eo.input_specs = {InputSpec{dtype, {-1, static_cast<std::int64_t>(input_width)}}};
   eo.log = options.log;
   auto executor = TorchExecutor::load(path, eo);
@@ -188,11 +191,11 @@ Result<ChainOptions> default_chain(const std::filesystem::path& model_dir, std::
   if (device == "auto") device = cuda_available() ? "cuda" : "cpu";
   ChainOptions chain;
   chain.input_width = input_width;
-  auto primary = torchscript_stage(model_dir / "model.pt", device, input_width, options, DType::kFloat32);
+  auto primary = torchscript_stage(model_dir / "model.pt", device, input_width, options, DType::kFloat32, options.native);
   if (!primary.ok()) return primary.status().with_context("stage 'primary'");
   chain.stages.push_back({"primary", *primary});
   if (device != "cpu") {
-    auto cpu = torchscript_stage(model_dir / "model.pt", "cpu", input_width, options, DType::kFloat32);
+    auto cpu = torchscript_stage(model_dir / "model.pt", "cpu", input_width, options, DType::kFloat32, options.native);
     if (!cpu.ok()) return cpu.status().with_context("stage 'cpu'");
     chain.stages.push_back({"cpu", *cpu});
   }
@@ -250,9 +253,9 @@ Result<ChainOptions> parse_chain(std::string_view text, const std::filesystem::p
     std::shared_ptr<Stage> built;
     bool skip = false;
     if (type == "torchscript") {
-      EMBER_RETURN_IF_ERROR(
-          f.only({"type", "name", "path", "device", "input_dtype", "optional", "on_out_of_memory", "breaker"}));
-      std::string path, device, oom, dtype_text;
+      EMBER_RETURN_IF_ERROR(f.only(
+          {"type", "name", "path", "device", "input_dtype", "optional", "on_out_of_memory", "native", "breaker"}));
+      std::string path, device, oom, dtype_text, native_text;
       bool optional = false;
       EMBER_ASSIGN(path, f.text("path", "model.pt"));
       EMBER_ASSIGN(dtype_text, f.text("input_dtype", "float32"));
@@ -270,7 +273,10 @@ Result<ChainOptions> parse_chain(std::string_view text, const std::filesystem::p
       } else if (oom != "next_stage") {
         return invalid_argument(where + ": 'on_out_of_memory' must be \"next_stage\" or \"split_batch\"");
       }
-      auto loaded = torchscript_stage(*file, device, input_width, options, dtype);
+      EMBER_ASSIGN(native_text, f.text("native", std::string(native_path_name(options.native))));
+      auto native = parse_native_path(native_text);
+      if (!native.ok()) return native.status().with_context(where);
+      auto loaded = torchscript_stage(*file, device, input_width, options, dtype, *native);
       if (!loaded.ok()) {
         if (optional && loaded.status().code() == StatusCode::kFailedPrecondition) {
           options.log.log(LogLevel::kWarning, where + " left out: " + loaded.status().to_string());
@@ -281,6 +287,19 @@ Result<ChainOptions> parse_chain(std::string_view text, const std::filesystem::p
       } else {
         built = *loaded;
       }
+    } else if (type == "native") {
+      // A network in net.json, run by ember's kernels: no LibTorch needed.
+      EMBER_RETURN_IF_ERROR(f.only({"type", "name", "path", "breaker"}));
+      std::string path;
+      EMBER_ASSIGN(path, f.text("path", "net.json"));
+      auto file = confined_path(model_dir, path, where + ": 'path'");
+      if (!file.ok()) return file.status();
+      auto net = NativeExecutor::load(*file);
+      if (!net.ok()) return net.status().with_context(where);
+      if ((*net)->inputs() != static_cast<std::int64_t>(input_width)) {
+        return invalid_argument(where + ": the network takes " + std::to_string((*net)->inputs()) + " columns");
+      }
+      built = make_executor_stage(std::shared_ptr<const Executor>(std::move(net).value()), DType::kFloat32);
     } else if (type == "linear") {
       EMBER_RETURN_IF_ERROR(f.only({"type", "name", "path", "output", "output_name", "breaker"}));
       std::string path, output, output_name;
@@ -316,7 +335,7 @@ Result<ChainOptions> parse_chain(std::string_view text, const std::filesystem::p
       built = *st;
       stage.breaker.reset();
     } else {
-      return invalid_argument(where + ": unknown stage type '" + type + "' (torchscript, linear, cache, default)");
+      return invalid_argument(where + ": unknown stage type '" + type + "' (torchscript, native, linear, cache, default)");
     }
     if (f.has("breaker")) {
       const Json& b = f.at("breaker");

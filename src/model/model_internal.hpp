@@ -12,7 +12,8 @@
 namespace ember::detail {
 
 Result<std::shared_ptr<Stage>> torchscript_stage(const std::filesystem::path& path, const std::string& device,
-                                                 std::size_t input_width, const ModelOptions& options, DType dtype);
+                                                 std::size_t input_width, const ModelOptions& options, DType dtype,
+                                                 NativePath native);
 /// The TorchScript model on the best device, then on the CPU when that is a GPU.
 Result<ChainOptions> default_chain(const std::filesystem::path& model_dir, std::size_t input_width,
                                    const ModelOptions& options);

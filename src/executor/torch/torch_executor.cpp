@@ -17,7 +17,9 @@
 #include <caffe2/serialize/read_adapter_interface.h>
 
 #include "ember/executor.hpp"
+#include "ember/native.hpp"
 #include "ember/threads.hpp"
+#include "executor/torch/lower.hpp"
 #include "ember/torch.hpp"
 
 namespace ember {
@@ -193,6 +195,11 @@ class TorchExecutorImpl {
   NonFinitePolicy non_finite = NonFinitePolicy::kPassThrough;
   bool outputs_to_host = true;
   LogSink log;
+  // The native network forward() lowered to (null when it did not: `lowering` says why),
+  // and its executor when the native path runs it.
+  std::shared_ptr<const NetSpec> net;
+  Status lowering;
+  std::unique_ptr<NativeExecutor> native;
 
   Status check_inputs(std::span<const Tensor> inputs) const;
   Result<NamedTensors> run(std::span<const Tensor> inputs) const;
@@ -315,6 +322,10 @@ Status TorchExecutorImpl::flatten(const c10::IValue& value, const std::string& n
 
 Result<NamedTensors> TorchExecutorImpl::run(std::span<const Tensor> inputs) const {
   EMBER_RETURN_IF_ERROR(check_inputs(inputs));
+  if (native != nullptr && inputs.size() == 1 && inputs[0].dtype() == DType::kFloat32 && inputs[0].device().is_cpu() &&
+      inputs[0].shape().size() == 2 && inputs[0].shape()[1] == net->inputs) {
+    return native->run(inputs);  // anything else (another dtype or shape) goes to LibTorch as before
+  }
   WarningScope warnings(&log);
   try {
     c10::InferenceMode inference;
@@ -427,6 +438,28 @@ Result<std::unique_ptr<TorchExecutorImpl>> build(LoadFn&& load_module, std::uint
       info.parameter_bytes += static_cast<std::int64_t>(p.nbytes());
     }
 
+    // The native path: tried on every module (native_json() serves it even when off).
+    auto lowered = lower_module(m);
+    if (lowered.ok()) {
+      impl->net = std::make_shared<const NetSpec>(std::move(lowered).value());
+    } else {
+      impl->lowering = lowered.status();
+    }
+    if (options.native != NativePath::kOff && impl->net != nullptr && impl->device.is_cpu()) {
+      auto native = NativeExecutor::from_spec(impl->net);
+      if (!native.ok()) return native.status().with_context(what);
+      impl->native = std::move(native).value();
+      info.engine = "native";
+      info.engine_reason = impl->net->describe();
+    } else {
+      info.engine_reason = options.native == NativePath::kOff ? "the native path is off"
+                           : impl->net == nullptr          ? impl->lowering.message()
+                                                           : "the native path runs on the CPU only";
+      if (options.native == NativePath::kRequire) {
+        return failed_precondition(what + ": the native path was required, but " + info.engine_reason);
+      }
+    }
+
     if (options.optimize) {
       try {
         torch::jit::Module frozen = torch::jit::freeze(m);
@@ -472,7 +505,9 @@ Result<std::unique_ptr<TorchExecutorImpl>> build(LoadFn&& load_module, std::uint
     if (!warm.ok()) return warm.status().with_context("warm-up run " + std::to_string(i + 1));
   }
   impl->log.log(LogLevel::kInfo, "loaded " + what + " on " + impl->info.device +
-                                     (impl->info.optimized ? " (frozen, optimized)" : " (not frozen)"));
+                                     (impl->info.optimized ? " (frozen, optimized)" : " (not frozen)") + "; runs on " +
+                                     (impl->native != nullptr ? "ember's native kernels: " : "LibTorch: ") +
+                                     impl->info.engine_reason);
   return impl;
 }
 
@@ -557,6 +592,10 @@ std::string TorchExecutor::name() const { return "torchscript:" + impl_->info.de
 const ModelInfo& TorchExecutor::info() const noexcept { return impl_->info; }
 std::vector<std::string> TorchExecutor::input_names() const { return impl_->arg_names; }
 const std::vector<InputSpec>& TorchExecutor::input_specs() const noexcept { return impl_->specs; }
+Result<std::string> TorchExecutor::native_json() const {
+  if (impl_->net == nullptr) return failed_precondition("no native network: " + impl_->lowering.message());
+  return net_to_json(*impl_->net);
+}
 
 bool cuda_available() noexcept {
   try {
