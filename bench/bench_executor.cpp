@@ -1,8 +1,10 @@
 // ember's TorchExecutor::run against the anchor, raw torch::jit::Module::forward, on
-// the same TorchScript MLP (32 -> 64 -> 64 -> 1, ReLU, sigmoid), one intra-op thread.
-// Run through bench/run_executor_bench.py, which makes the model and prints ratios.
+// the same TorchScript MLP (32 -> 64 -> 64 -> 1 or 70 -> 64 -> 64 -> 1, ReLU, sigmoid),
+// one intra-op thread: on LibTorch (BM_EmberRun) and on ember's native kernels
+// (BM_EmberNative). Run through bench/run_executor_bench.py, which makes the models and
+// prints ratios.
 //
-//   EMBER_BENCH_MODEL=mlp.pt bench_executor [google-benchmark flags]
+//   EMBER_BENCH_MODEL=mlp.pt EMBER_BENCH_WIDTH=32 bench_executor [google-benchmark flags]
 #include <ATen/Parallel.h>
 #include <torch/script.h>
 
@@ -23,8 +25,13 @@ std::string model_path() {
   return path != nullptr ? path : "mlp.pt";
 }
 
+std::int64_t width() {
+  const char* w = std::getenv("EMBER_BENCH_WIDTH");
+  return w != nullptr ? std::atoll(w) : 32;
+}
+
 std::vector<float> make_rows(std::int64_t batch) {
-  std::vector<float> rows(static_cast<std::size_t>(batch * 32));
+  std::vector<float> rows(static_cast<std::size_t>(batch * width()));
   for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<float>((i * 37) % 101) / 50.0f - 1.0f;
   return rows;
 }
@@ -42,7 +49,7 @@ void BM_RawForward(benchmark::State& state) {
   }
   std::vector<float> rows = make_rows(batch);
   c10::InferenceMode guard;
-  torch::Tensor x = torch::from_blob(rows.data(), {batch, 32}, torch::kFloat);
+  torch::Tensor x = torch::from_blob(rows.data(), {batch, width()}, torch::kFloat);
   for (int i = 0; i < 50; ++i) module.forward({x});
   for (auto _ : state) {
     torch::Tensor y = module.forward({x}).toTensor();
@@ -51,14 +58,15 @@ void BM_RawForward(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * batch);
 }
 
-void BM_EmberRun(benchmark::State& state) {
+void ember_run(benchmark::State& state, ember::NativePath path) {
   const std::int64_t batch = state.range(0);
   ember::ExecutorOptions options;
   options.device = "cpu";
   options.optimize = state.range(1) != 0;
+  options.native = path;
   (void)ember::set_torch_threads(1);  // process-wide, set once
   std::vector<float> rows = make_rows(batch);
-  auto input = ember::Tensor::view(std::span<float>(rows), {batch, 32});
+  auto input = ember::Tensor::view(std::span<float>(rows), {batch, width()});
   options.example_inputs = {*input};
   options.warmup_runs = 50;
   auto exec = ember::TorchExecutor::load(model_path(), options);
@@ -74,6 +82,9 @@ void BM_EmberRun(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * batch);
 }
 
+void BM_EmberRun(benchmark::State& state) { ember_run(state, ember::NativePath::kOff); }
+void BM_EmberNative(benchmark::State& state) { ember_run(state, ember::NativePath::kRequire); }
+
 void Args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"batch", "frozen"});
   for (std::int64_t batch : {1, 64}) {
@@ -84,6 +95,11 @@ void Args(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_RawForward)->Apply(Args);
 BENCHMARK(BM_EmberRun)->Apply(Args);
+BENCHMARK(BM_EmberNative)->Apply([](benchmark::internal::Benchmark* b) {
+  b->ArgNames({"batch", "frozen"});
+  for (std::int64_t batch : {1, 64}) b->Args({batch, 1});
+  b->Unit(benchmark::kMicrosecond);
+});
 
 }  // namespace
 

@@ -6,6 +6,12 @@ The model is generated into the build folder first. Every benchmark is repeated 
 random interleaving, so slow phases of a noisy machine hit both sides alike; the
 table gives the median of the repetitions and the overhead of ember over raw forward.
 The goal: ember adds at most max(10%, 1 us) to raw forward at batch 1.
+
+Then the native path, on the 70 -> 64 -> 64 -> 1 MLP: raw LibTorch forward (frozen and
+optimized), ember on LibTorch, ember's native kernels, and ONNX Runtime's Python API on
+the same network exported to ONNX (one intra-op thread; timed in this process between the
+repetitions, so the same run). Goals: native <= 0.25x raw forward at batch 1 and <= 0.6x
+at batch 64.
 """
 
 import os
@@ -43,7 +49,67 @@ def main() -> int:
                 goal = "met" if ok else "MISSED"
             print(f"{batch:>5} {frozen:>6} {raw:>15.2f} {ours:>9.2f} {ours / raw:>6.3f} {overhead:>11.2f}  {goal}")
     print(f"medians of {args.repetitions} interleaved repetitions; goal at batch 1: overhead <= max(10%, 1 us)")
+    verdicts += native_section(args, binary)
     return 0 if all(verdicts) else 3
+
+
+def onnx_runtime_us(model_pt, batch, repetitions):
+    """Median over repetitions of ONNX Runtime's session.run per call (us), or None when
+    onnxruntime is not installed (scripts/bootstrap --bench installs it)."""
+    try:
+        import onnxruntime as ort
+        import torch
+    except ImportError:
+        return None
+    import tempfile
+    import timeit
+
+    import numpy as np
+    module = torch.jit.load(model_pt).eval()
+    x = torch.linspace(-1, 1, batch * 70).reshape(batch, 70)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "wide.onnx")
+        torch.onnx.export(module, (x,), path, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "batch"}}, dynamo=False)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    feed = {"x": x.numpy().astype(np.float32)}
+    want = module(x).detach().numpy()
+    assert np.allclose(session.run(None, feed)[0], want, atol=1e-5), "ONNX Runtime disagrees with the model"
+    times = []
+    for _ in range(repetitions):
+        n = 2000 if batch == 1 else 500
+        times.append(timeit.timeit(lambda: session.run(None, feed), number=n) / n * 1e6)
+    return statistics.median(times)
+
+
+def native_section(args, binary):
+    model_dir = os.path.join(args.build, "bench", "models")
+    subprocess.run([sys.executable, os.path.join(ROOT, "tests", "executor", "make_native_models.py"), model_dir],
+                   check=True, stdout=subprocess.DEVNULL)
+    wide = os.path.join(model_dir, "native", "wide.pt")
+    results = benchlib.run(binary, {"EMBER_BENCH_MODEL": wide, "EMBER_BENCH_WIDTH": "70", "OMP_NUM_THREADS": "1"},
+                           args.repetitions, args.min_time)
+    runs = {name: [benchlib.real_time_us(r) for r in rs] for name, rs in results.items()}
+    print()
+    print("native path, MLP 70 -> 64 -> 64 -> 1, one thread")
+    print(f"{'batch':>5} {'raw forward us':>15} {'ember LibTorch us':>18} {'ember native us':>16} {'native/raw':>11}"
+          f" {'ONNX Runtime (Python) us':>25} {'ORT/raw':>8}  goal")
+    verdicts = []
+    for batch, goal in ((1, 0.25), (64, 0.6)):
+        raw = statistics.median(runs[f"BM_RawForward/batch:{batch}/frozen:1"])
+        lib = statistics.median(runs[f"BM_EmberRun/batch:{batch}/frozen:1"])
+        nat = statistics.median(runs[f"BM_EmberNative/batch:{batch}/frozen:1"])
+        ort = onnx_runtime_us(wide, batch, args.repetitions)
+        ok = nat / raw <= goal
+        verdicts.append(ok)
+        ort_text = f"{ort:>25.2f} {ort / raw:>8.3f}" if ort is not None else f"{'(not installed)':>25} {'':>8}"
+        print(f"{batch:>5} {raw:>15.2f} {lib:>18.2f} {nat:>16.2f} {nat / raw:>11.3f} {ort_text}"
+              f"  <= {goal}x: {'met' if ok else 'MISSED'}")
+    print(f"medians of {args.repetitions} repetitions (ember and LibTorch interleaved in one program)")
+    return verdicts
 
 
 if __name__ == "__main__":

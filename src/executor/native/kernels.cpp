@@ -3,6 +3,7 @@
 // element-wise and row-wise operations. Nothing here allocates.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "executor/native/net.hpp"
@@ -16,16 +17,23 @@ namespace ember::detail {
 
 namespace {
 
+// Without FMA, sums are kept in double (64 columns at a time, on the stack), so that the
+// answers stay as close to LibTorch's as the FMA kernels' are.
 void linear_generic(const float* x, std::int64_t rows, std::int64_t in, const float* wt, const float* bias,
                     std::int64_t out, float* y) {
+  constexpr std::int64_t kChunk = 64;
+  double acc[kChunk];
   for (std::int64_t r = 0; r < rows; ++r) {
-    float* yr = y + r * out;
-    for (std::int64_t o = 0; o < out; ++o) yr[o] = bias != nullptr ? bias[o] : 0.0f;
     const float* xr = x + r * in;
-    for (std::int64_t i = 0; i < in; ++i) {
-      const float xv = xr[i];
-      const float* w = wt + i * out;
-      for (std::int64_t o = 0; o < out; ++o) yr[o] += xv * w[o];
+    for (std::int64_t o0 = 0; o0 < out; o0 += kChunk) {
+      const std::int64_t n = std::min(kChunk, out - o0);
+      for (std::int64_t o = 0; o < n; ++o) acc[o] = bias != nullptr ? bias[o0 + o] : 0.0;
+      for (std::int64_t i = 0; i < in; ++i) {
+        const double xv = xr[i];
+        const float* w = wt + i * out + o0;
+        for (std::int64_t o = 0; o < n; ++o) acc[o] += xv * w[o];
+      }
+      for (std::int64_t o = 0; o < n; ++o) y[r * out + o0 + o] = static_cast<float>(acc[o]);
     }
   }
 }
@@ -80,24 +88,83 @@ __attribute__((target("avx2,fma"))) void tail_row(const float* xr, std::int64_t 
   }
 }
 
+// Columns [from, out): blocks of 16, then the rest column by column.
 __attribute__((target("avx2,fma"))) void linear_avx2(const float* x, std::int64_t rows, std::int64_t in,
-                                                     const float* wt, const float* bias, std::int64_t out, float* y) {
-  const std::int64_t full = out / 16 * 16;
+                                                     const float* wt, const float* bias, std::int64_t out, float* y,
+                                                     std::int64_t from = 0) {
+  const std::int64_t full = from + (out - from) / 16 * 16;
   std::int64_t r = 0;
   for (; r + 4 <= rows; r += 4) {
-    for (std::int64_t o0 = 0; o0 < full; o0 += 16) block16<4>(x + r * in, in, wt, bias, out, o0, y + r * out);
+    for (std::int64_t o0 = from; o0 < full; o0 += 16) block16<4>(x + r * in, in, wt, bias, out, o0, y + r * out);
   }
   for (; r < rows; ++r) {
-    for (std::int64_t o0 = 0; o0 < full; o0 += 16) block16<1>(x + r * in, in, wt, bias, out, o0, y + r * out);
+    for (std::int64_t o0 = from; o0 < full; o0 += 16) block16<1>(x + r * in, in, wt, bias, out, o0, y + r * out);
   }
   if (full < out) {
     for (r = 0; r < rows; ++r) tail_row(x + r * in, in, wt, bias, out, full, y + r * out);
   }
 }
 
-bool has_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return yes;
+// The same with 512-bit registers: columns [o0, o0 + 32) of R rows, 2R accumulators.
+// Each output is the same chain of FMAs over the inputs as in block16, so the answers
+// are identical bit for bit whichever kernel a CPU runs.
+template <int R>
+__attribute__((target("avx512f"))) void block32(const float* x, std::int64_t in, const float* wt, const float* bias,
+                                               std::int64_t out, std::int64_t o0, float* y) {
+  __m512 acc[R][2];
+  const __m512 b0 = bias != nullptr ? _mm512_loadu_ps(bias + o0) : _mm512_setzero_ps();
+  const __m512 b1 = bias != nullptr ? _mm512_loadu_ps(bias + o0 + 16) : _mm512_setzero_ps();
+  for (int r = 0; r < R; ++r) {
+    acc[r][0] = b0;
+    acc[r][1] = b1;
+  }
+  for (std::int64_t i = 0; i < in; ++i) {
+    const __m512 w0 = _mm512_loadu_ps(wt + i * out + o0);
+    const __m512 w1 = _mm512_loadu_ps(wt + i * out + o0 + 16);
+    for (int r = 0; r < R; ++r) {
+      const __m512 xv = _mm512_set1_ps(x[r * in + i]);
+      acc[r][0] = _mm512_fmadd_ps(xv, w0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(xv, w1, acc[r][1]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    _mm512_storeu_ps(y + r * out + o0, acc[r][0]);
+    _mm512_storeu_ps(y + r * out + o0 + 16, acc[r][1]);
+  }
+}
+
+__attribute__((target("avx512f,avx2,fma"))) void linear_avx512(const float* x, std::int64_t rows, std::int64_t in,
+                                                               const float* wt, const float* bias, std::int64_t out,
+                                                               float* y) {
+  const std::int64_t full = out / 32 * 32;
+  std::int64_t r = 0;
+  for (; r + 8 <= rows; r += 8) {
+    for (std::int64_t o0 = 0; o0 < full; o0 += 32) block32<8>(x + r * in, in, wt, bias, out, o0, y + r * out);
+  }
+  for (; r + 4 <= rows; r += 4) {
+    for (std::int64_t o0 = 0; o0 < full; o0 += 32) block32<4>(x + r * in, in, wt, bias, out, o0, y + r * out);
+  }
+  for (; r < rows; ++r) {
+    for (std::int64_t o0 = 0; o0 < full; o0 += 32) block32<1>(x + r * in, in, wt, bias, out, o0, y + r * out);
+  }
+  if (full < out) linear_avx2(x, rows, in, wt, bias, out, y, full);
+}
+
+// The widest kernel the CPU runs, chosen once; EMBER_NATIVE_ISA=generic|avx2 asks for a
+// narrower one (the tests run every kernel on one machine that way).
+enum Isa { kGeneric = 0, kAvx2 = 1, kAvx512 = 2 };
+Isa isa() {
+  static const Isa chosen = [] {
+    Isa best = kGeneric;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+      best = __builtin_cpu_supports("avx512f") ? kAvx512 : kAvx2;
+    }
+    const char* asked = std::getenv("EMBER_NATIVE_ISA");
+    if (asked != nullptr && std::strcmp(asked, "generic") == 0) return kGeneric;
+    if (asked != nullptr && std::strcmp(asked, "avx2") == 0) return std::min(best, kAvx2);
+    return best;
+  }();
+  return chosen;
 }
 #endif
 
@@ -111,9 +178,15 @@ float gelu_tanh(float v) {
 void linear_forward(const float* x, std::int64_t rows, std::int64_t in, const float* wt, const float* bias,
                     std::int64_t out, float* y) {
 #ifdef EMBER_NATIVE_X86
-  if (has_avx2()) {
-    linear_avx2(x, rows, in, wt, bias, out, y);
-    return;
+  switch (isa()) {
+    case kAvx512:
+      linear_avx512(x, rows, in, wt, bias, out, y);
+      return;
+    case kAvx2:
+      linear_avx2(x, rows, in, wt, bias, out, y);
+      return;
+    case kGeneric:
+      break;
   }
 #endif
   linear_generic(x, rows, in, wt, bias, out, y);
