@@ -128,6 +128,10 @@ def _schema_dict(schema):
 
 def _write_model(model, example_input, path):
     import torch
+    if isinstance(model, _Traced):
+        with torch.no_grad():
+            torch.jit.trace(model.module, model.example_input).save(path)
+        return
     if isinstance(model, (str, os.PathLike)):
         shutil.copyfile(model, path)
         return
@@ -148,10 +152,87 @@ def _write_model(model, example_input, path):
     scripted.save(path)
 
 
+def _write_native(work, chain):
+    """Lowers work/model.pt to net.json (and a chain that serves it, unless one is given)."""
+    from ember import _ember
+    from ember.errors import Error as EmberError
+    pt = os.path.join(work, "model.pt")
+    try:
+        text = _ember.lower_to_native(pt)
+    except EmberError as e:
+        raise BundleError(f"format 'native': the model does not lower to ember's kernels: {e}") from e
+    with open(os.path.join(work, "net.json"), "w", encoding="utf-8") as f:
+        f.write(text + "\n")
+    os.remove(pt)
+    if chain is None:
+        with open(os.path.join(work, "chain.json"), "w", encoding="utf-8") as f:
+            json.dump({"format": "ember-chain", "version": 1,
+                       "stages": [{"name": "primary", "type": "native", "path": "net.json"}]}, f, indent=1)
+
+
+def _quantize(model, spec, pipeline, reference, example_input):
+    """Dynamic int8 quantization of `model`'s Linear layers, refused beyond the limits."""
+    import numpy as np
+    import torch
+    if not isinstance(model, torch.nn.Module) or isinstance(model, torch.jit.ScriptModule):
+        raise BundleError("quantize: the model must be a torch.nn.Module (not scripted, not a path)")
+    if not isinstance(spec, dict) or set(spec) - {"inputs", "max_abs_difference", "max_changed_decisions", "threshold"}:
+        raise BundleError("quantize: expected a dict with inputs, max_abs_difference, max_changed_decisions, threshold")
+    inputs = spec.get("inputs")
+    if inputs is None:
+        if reference is None or pipeline is None:
+            raise BundleError("quantize: give 'inputs', or a pipeline and reference data to compute them")
+        inputs = pipeline.transform(reference)
+    x = torch.as_tensor(np.asarray(inputs, dtype=np.float32))
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise BundleError(f"quantize: 'inputs' must be a non-empty matrix, got shape {tuple(x.shape)}")
+    max_abs = float(spec.get("max_abs_difference", 0.01))
+    max_changed = float(spec.get("max_changed_decisions", 0.0))
+    threshold = float(spec.get("threshold", 0.5))
+    model = model.eval()
+    quantized = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    # Dynamic quantization scales each call's activations by that call's range, so a row's
+    # answer depends on the batch it came in: the int8 model is compared with the float one
+    # on the whole reference batch and on each row alone (as Model::predict serves it).
+    def rows_of(y, n):  # the first output, as n rows of float64
+        return (y[0] if isinstance(y, (tuple, list)) else y).reshape(n, -1).double()
+
+    with torch.no_grad():
+        want = rows_of(model(x), x.shape[0])
+        batch = rows_of(quantized(x), x.shape[0])
+        alone = torch.cat([rows_of(quantized(x[i:i + 1]), 1) for i in range(x.shape[0])])
+    difference = 0.0
+    changed = 0.0
+    for got in (batch, alone):
+        difference = max(difference, float((want - got).abs().max()))
+        if want.shape[1] == 1:
+            changed = max(changed, float(((want[:, 0] > threshold) != (got[:, 0] > threshold)).double().mean()))
+        else:
+            changed = max(changed, float((want.argmax(1) != got.argmax(1)).double().mean()))
+    figures = {"quantization.max_abs_difference": difference, "quantization.changed_decisions": changed,
+               "quantization.reference_rows": float(x.shape[0])}
+    if difference > max_abs or changed > max_changed:
+        raise BundleError(f"quantize: the int8 model differs from the float one on {x.shape[0]} reference rows: "
+                          f"max abs difference {difference:.6g} (limit {max_abs:g}), changed decisions "
+                          f"{changed:.4%} (limit {max_changed:.4%}); the bundle was not written")
+    if example_input is None:
+        example_input = x[:1]
+    return _Traced(quantized, example_input), figures
+
+
+class _Traced:
+    """A quantized module and the input to trace it with (quantized modules do not script)."""
+
+    def __init__(self, module, example_input):
+        self.module, self.example_input = module, example_input
+
+
 def _model_outputs(model, pipeline, frame):
     """The model's first output on pipeline.transform(frame), as a 2-D numpy array."""
     import numpy as np
     import torch
+    if isinstance(model, _Traced):
+        model = model.module
     x = np.asarray(pipeline.transform(frame), dtype=np.float32)
     with torch.no_grad():
         y = model.eval()(torch.from_numpy(x)) if hasattr(model, "eval") else model(torch.from_numpy(x))
@@ -165,7 +246,8 @@ def _model_outputs(model, pipeline, frame):
 
 def _role(rel):
     base = os.path.basename(rel)
-    fixed = {"schema.json": "schema", "pipeline.json": "pipeline", "model.pt": "model", "chain.json": "chain"}
+    fixed = {"schema.json": "schema", "pipeline.json": "pipeline", "model.pt": "model", "net.json": "model",
+             "chain.json": "chain"}
     if rel in fixed:
         return fixed[rel]
     if base.startswith("reference"):
@@ -178,7 +260,7 @@ def _role(rel):
 def export_bundle(path, *, name, schema, model=None, pipeline=None, example_input=None, chain=None,
                   fallbacks=None, metrics=None, description="", data=None, hyperparameters=None,
                   parent_version="", code=None, environment=None, string_columns=None, extra_files=None,
-                  reference=None, reference_outputs=None, overwrite=False):
+                  reference=None, reference_outputs=None, overwrite=False, format="torchscript", quantize=None):
     """Writes a bundle directory at `path` and returns its manifest (a dict).
 
     name            the model's name (letters, digits, '.', '_', '-')
@@ -202,10 +284,24 @@ def export_bundle(path, *, name, schema, model=None, pipeline=None, example_inpu
                     both `pipeline` and a torch `model` are given, the model is run on
                     pipeline.transform(reference) and its "output" recorded
     overwrite       replace an existing bundle at `path`
+    format          "torchscript" (model.pt) or "native": the network lowered to ember's
+                    own kernels (net.json, served by a "native" chain stage, also without
+                    LibTorch); BundleError, saying why, when the model does not lower
+    quantize        dynamic int8 quantization of the model's Linear layers, checked on
+                    reference inputs: {"inputs": the model's inputs (array or tensor; by
+                    default pipeline.transform(reference)), "max_abs_difference": 0.01,
+                    "max_changed_decisions": 0.0 (a share), "threshold": 0.5 (a decision is
+                    output > threshold, or the argmax of several columns)}. The bundle is
+                    not written when the quantized outputs differ beyond either limit; the
+                    figures go into the manifest's metrics
 
     The bundle is built in a temporary directory beside `path` and renamed into place:
     a failure leaves nothing behind.
     """
+    if format not in ("torchscript", "native"):
+        raise BundleError(f"format {format!r}: expected 'torchscript' or 'native'")
+    if quantize is not None and format == "native":
+        raise BundleError("quantize: the native path runs float32 networks; export the quantized model as torchscript")
     if not isinstance(name, str) or not name or len(name) > 128 or not set(name) <= _NAME_CHARS or not name[0].isalnum():
         raise BundleError(f"name {name!r}: use letters, digits, '.', '_' and '-', starting with a letter or digit")
     path = os.fspath(path)
@@ -221,8 +317,15 @@ def export_bundle(path, *, name, schema, model=None, pipeline=None, example_inpu
         if pipeline is not None:
             from ember.sklearn import export_pipeline
             export_pipeline(pipeline, os.path.join(work, "pipeline.json"), string_columns=string_columns)
+        export_metrics = {}
+        export_environment = {"model_format": format}
+        if model is not None and quantize is not None:
+            model, export_metrics = _quantize(model, quantize, pipeline, reference, example_input)
+            export_environment["quantization"] = "dynamic int8, Linear layers (torch.ao.quantization.quantize_dynamic)"
         if model is not None:
             _write_model(model, example_input, os.path.join(work, "model.pt"))
+        if model is not None and format == "native":
+            _write_native(work, chain)
         for fname, fb in (fallbacks or {}).items():
             target = os.path.join(work, fname)
             os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -257,10 +360,12 @@ def export_bundle(path, *, name, schema, model=None, pipeline=None, example_inpu
                               "sha256": _sha256_file(full)})
         files.sort(key=lambda f: f["path"])
         env = collect_environment()
+        env.update(export_environment)
         env.update({str(k): str(v) for k, v in (environment or {}).items()})
         from ember import __version__
         env.setdefault("ember", __version__)
-        for k, v in (metrics or {}).items():
+        metrics = {**export_metrics, **(metrics or {})}
+        for k, v in metrics.items():
             if not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
                 raise BundleError(f"metric {k!r} must be a finite number, got {v!r}")
         manifest = {

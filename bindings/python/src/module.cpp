@@ -248,4 +248,19 @@ PYBIND11_MODULE(_ember, m) {
   ember_py::bind_serving(m);
   ember_py::bind_monitoring(m);
   ember_py::bind_rollout(m);
+  m.def(
+      "lower_to_native",
+      [](const std::filesystem::path& path) {
+        return ember_py::unlocked([&]() -> ember::Result<std::string> {
+          ember::ExecutorOptions options;
+          options.device = "cpu";
+          options.optimize = false;
+          auto loaded = ember::TorchExecutor::load(path, options);
+          if (!loaded.ok()) return loaded.status();
+          return (*loaded)->native_json();
+        });
+      },
+      pybind11::arg("path"),
+      "net.json of the native network a TorchScript file lowers to (FailedPrecondition, saying why, when it "
+      "does not).");
 }
