@@ -114,7 +114,61 @@ std::string human_bytes(std::uint64_t bytes) {
   return buf;
 }
 
+// The outputs as one JSON object, to standard output or --output.
+int write_outputs(const RunArgs& args, const ember::Result<ember::NamedTensors>& outputs) {
+  if (!outputs.ok()) return fail(outputs.status());
+  std::string out = "{";
+  for (std::size_t i = 0; i < outputs->size(); ++i) {
+    out += i ? ",\n " : "";
+    out += nlohmann::json((*outputs)[i].name).dump() + ": " + ember::cli::tensor_to_json_text((*outputs)[i].tensor);
+  }
+  out += "}\n";
+  if (args.output.empty()) {
+    std::cout << out;
+    std::cout.flush();
+    if (!std::cout) return fail(ember::internal_error("cannot write to standard output"));
+  } else {
+    std::ofstream f(args.output, std::ios::binary);
+    f << out;
+    f.close();
+    if (!f) return fail(ember::invalid_argument("cannot write '" + args.output + "'"));
+  }
+  return 0;
+}
+
+// An AOTInductor package (.pt2): what it was compiled for, and its inputs.
+int info_aoti(const InfoArgs& args) {
+  if (!args.native_out.empty()) return fail(ember::invalid_argument("--native-out takes a TorchScript file"));
+  auto loaded = ember::AotiExecutor::load(args.model);
+  if (!loaded.ok()) return fail(loaded.status());
+  const ember::ModelInfo& info = (*loaded)->info();
+  nlohmann::json inputs = nlohmann::json::array();
+  for (const auto& spec : (*loaded)->input_specs()) {
+    inputs.push_back({{"dtype", ember::dtype_name(spec.dtype)}, {"shape", spec.shape}});
+  }
+  if (args.format == "json") {
+    nlohmann::json doc = {{"model", args.model}, {"size_bytes", info.size_bytes}, {"engine", info.engine},
+                          {"engine_reason", info.engine_reason}, {"inputs", inputs},
+                          {"metadata", (*loaded)->metadata()}};
+    std::cout << doc.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "model:       " << args.model << " (AOTInductor package)\n"
+            << "size:        " << human_bytes(info.size_bytes) << " (" << info.size_bytes << " bytes)\n"
+            << "runs on:     " << info.engine_reason << "\n"
+            << "inputs:\n";
+  for (const auto& spec : (*loaded)->input_specs()) {
+    std::cout << "  " << ember::dtype_name(spec.dtype) << " " << ember::shape_to_string(spec.shape) << "\n";
+  }
+  std::cout << "metadata:\n";
+  for (const auto& [k, v] : (*loaded)->metadata()) std::cout << "  " << k << ": " << v << "\n";
+  return 0;
+}
+
+bool is_package(const std::string& path) { return std::filesystem::path(path).extension() == ".pt2"; }
+
 int cmd_info(const InfoArgs& args) {
+  if (is_package(args.model)) return info_aoti(args);
   ember::ExecutorOptions options;
   options.device = "cpu";
   options.optimize = false;  // describe the module as saved
@@ -180,6 +234,14 @@ int cmd_run(const RunArgs& args) {
   options.non_finite_inputs = args.reject_non_finite ? ember::NonFinitePolicy::kReject
                                                      : ember::NonFinitePolicy::kPassThrough;
   options.log = stderr_sink(args.verbose);
+  if (is_package(args.model)) {
+    if (!positional) return fail(ember::invalid_argument("an AOTInductor package takes positional inputs (a JSON array)"));
+    auto package = ember::AotiExecutor::load(args.model, options);
+    if (!package.ok()) return fail(package.status());
+    std::vector<ember::Tensor> ordered;
+    for (const auto& entry : *inputs) ordered.push_back(entry.tensor);
+    return write_outputs(args, (*package)->run(ordered));
+  }
   auto loaded = ember::TorchExecutor::load(args.model, options);
   if (!loaded.ok()) return fail(loaded.status());
   const ember::TorchExecutor& exec = **loaded;
@@ -197,26 +259,7 @@ int cmd_run(const RunArgs& args) {
     auto warm = positional ? exec.run(ordered) : exec.run_named(*inputs);
     if (!warm.ok()) return fail(warm.status());
   }
-  auto outputs = positional ? exec.run(ordered) : exec.run_named(*inputs);
-  if (!outputs.ok()) return fail(outputs.status());
-
-  std::string out = "{";
-  for (std::size_t i = 0; i < outputs->size(); ++i) {
-    out += i ? ",\n " : "";
-    out += nlohmann::json((*outputs)[i].name).dump() + ": " + ember::cli::tensor_to_json_text((*outputs)[i].tensor);
-  }
-  out += "}\n";
-  if (args.output.empty()) {
-    std::cout << out;
-    std::cout.flush();
-    if (!std::cout) return fail(ember::internal_error("cannot write to standard output"));
-  } else {
-    std::ofstream f(args.output, std::ios::binary);
-    f << out;
-    f.close();
-    if (!f) return fail(ember::invalid_argument("cannot write '" + args.output + "'"));
-  }
-  return 0;
+  return write_outputs(args, positional ? exec.run(ordered) : exec.run_named(*inputs));
 }
 
 // Standard input for "-", else the file (opened into `file`).

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -163,6 +164,46 @@ class EMBER_API TorchExecutor final : public Executor {
  private:
   explicit TorchExecutor(std::unique_ptr<detail::TorchExecutorImpl> impl);
   std::unique_ptr<detail::TorchExecutorImpl> impl_;
+};
+
+namespace detail {
+class AotiExecutorImpl;
+}
+
+/// Runs an AOTInductor package (.pt2, from torch._inductor.aoti_compile_and_package, or
+/// ember.export_bundle(format="aoti")) with LibTorch's package loader: the model compiled
+/// ahead of time to a shared library for this CPU and this LibTorch.
+///
+/// Thread safety: run() may be called from many threads at once.
+class EMBER_API AotiExecutor final : public Executor {
+ public:
+  /// NotFound: no such file. InvalidArgument: empty, not a zip, not an AOTInductor
+  /// package, or one that does not say its inputs (ember's exporter writes them into
+  /// the package's metadata; or give ExecutorOptions::input_specs). DataLoss: truncated
+  /// or corrupt. FailedPrecondition: compiled for another device, for CPU features this
+  /// CPU lacks, or with another torch than this LibTorch (the package would crash, so
+  /// it is refused instead). Options: device ("cpu" or "auto"), input_specs,
+  /// non_finite_inputs, log; the others do not apply.
+  static Result<std::unique_ptr<AotiExecutor>> load(const std::filesystem::path& path,
+                                                   const ExecutorOptions& options = {});
+  ~AotiExecutor() override;
+  AotiExecutor(const AotiExecutor&) = delete;
+  AotiExecutor& operator=(const AotiExecutor&) = delete;
+
+  /// Outputs: one is "output", several "0", "1", ... InvalidArgument: wrong number of
+  /// inputs, dtype, rank, width, more rows than the package was compiled for, or a
+  /// non-finite value under kReject. Internal: the model failed.
+  [[nodiscard]] Result<NamedTensors> run(std::span<const Tensor> inputs) const override;
+  [[nodiscard]] std::string name() const override { return "aoti:cpu"; }
+  /// size_bytes, device, engine "aoti", engine_reason (what it was compiled for).
+  [[nodiscard]] const ModelInfo& info() const noexcept;
+  [[nodiscard]] const std::vector<InputSpec>& input_specs() const noexcept;
+  /// The package's metadata (AOTI_CPU_ISA, ember.torch, ...).
+  [[nodiscard]] std::map<std::string, std::string> metadata() const;
+
+ private:
+  explicit AotiExecutor(std::unique_ptr<detail::AotiExecutorImpl> impl);
+  std::unique_ptr<detail::AotiExecutorImpl> impl_;
 };
 
 /// Whether this build of LibTorch can use CUDA, and how many devices it sees.

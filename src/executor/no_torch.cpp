@@ -7,9 +7,14 @@ namespace ember {
 
 namespace detail {
 class TorchExecutorImpl {};
+class AotiExecutorImpl {};
 }  // namespace detail
 
 namespace {
+const ModelInfo& empty_info() {
+  static const ModelInfo empty;
+  return empty;
+}
 Status no_torch() { return unimplemented("this build of ember has no LibTorch (EMBER_WITH_TORCH=OFF)"); }
 }  // namespace
 
@@ -38,6 +43,20 @@ const std::vector<InputSpec>& TorchExecutor::input_specs() const noexcept {
 }
 
 Result<std::string> TorchExecutor::native_json() const { return no_torch(); }
+
+AotiExecutor::AotiExecutor(std::unique_ptr<detail::AotiExecutorImpl> impl) : impl_(std::move(impl)) {}
+AotiExecutor::~AotiExecutor() = default;
+Result<std::unique_ptr<AotiExecutor>> AotiExecutor::load(const std::filesystem::path&, const ExecutorOptions&) {
+  return no_torch();
+}
+// No AotiExecutor can exist in this build, so these are never reached.
+Result<NamedTensors> AotiExecutor::run(std::span<const Tensor>) const { return no_torch(); }
+const ModelInfo& AotiExecutor::info() const noexcept { return empty_info(); }
+const std::vector<InputSpec>& AotiExecutor::input_specs() const noexcept {
+  static const std::vector<InputSpec> none;
+  return none;
+}
+std::map<std::string, std::string> AotiExecutor::metadata() const { return {}; }
 
 bool cuda_available() noexcept { return false; }
 int cuda_device_count() noexcept { return 0; }

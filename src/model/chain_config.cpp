@@ -287,6 +287,38 @@ Result<ChainOptions> parse_chain(std::string_view text, const std::filesystem::p
       } else {
         built = *loaded;
       }
+    } else if (type == "aoti") {
+      // An AOTInductor package (.pt2): needs LibTorch, like torchscript.
+      EMBER_RETURN_IF_ERROR(f.only({"type", "name", "path", "optional", "breaker"}));
+      std::string path;
+      bool optional = false;
+      EMBER_ASSIGN(path, f.text("path", "model.pt2"));
+      EMBER_ASSIGN(optional, f.flag("optional", false));
+      auto file = confined_path(model_dir, path, where + ": 'path'");
+      if (!file.ok()) return file.status();
+      ExecutorOptions eo;
+      eo.device = "cpu";
+      eo.log = options.log;
+      auto loaded = AotiExecutor::load(*file, eo);
+      if (!loaded.ok() && loaded.status().code() == StatusCode::kUnimplemented) {
+        loaded = failed_precondition("an AOTInductor package needs LibTorch, and this ember was built without it "
+                                     "(EMBER_WITH_TORCH=OFF)");
+      }
+      if (!loaded.ok()) {
+        if (!optional || loaded.status().code() != StatusCode::kFailedPrecondition) {
+          return loaded.status().with_context(where);
+        }
+        options.log.log(LogLevel::kWarning, where + " left out: " + loaded.status().to_string());
+        skip = true;
+      } else {
+        const auto& specs = (*loaded)->input_specs();
+        if (specs.size() != 1 || specs[0].shape.size() != 2 ||
+            (specs[0].shape[1] >= 0 && specs[0].shape[1] != static_cast<std::int64_t>(input_width))) {
+          return invalid_argument(where + ": the package does not take one [rows, " + std::to_string(input_width) +
+                                  "] input");
+        }
+        built = make_executor_stage(std::shared_ptr<const Executor>(std::move(loaded).value()), specs[0].dtype);
+      }
     } else if (type == "native") {
       // A network in net.json, run by ember's kernels: no LibTorch needed.
       EMBER_RETURN_IF_ERROR(f.only({"type", "name", "path", "breaker"}));
@@ -335,7 +367,7 @@ Result<ChainOptions> parse_chain(std::string_view text, const std::filesystem::p
       built = *st;
       stage.breaker.reset();
     } else {
-      return invalid_argument(where + ": unknown stage type '" + type + "' (torchscript, native, linear, cache, default)");
+      return invalid_argument(where + ": unknown stage type '" + type + "' (torchscript, aoti, native, linear, cache, default)");
     }
     if (f.has("breaker")) {
       const Json& b = f.at("breaker");

@@ -93,7 +93,7 @@ def test_a_model_that_does_not_lower_is_refused_with_the_reason(cancer, tmp_path
                             format="native")
     assert not os.path.exists(tmp_path / "gated")
     assert [p for p in os.listdir(tmp_path) if p.startswith(".ember-bundle-")] == []
-    with pytest.raises(BundleError, match="expected 'torchscript' or 'native'"):
+    with pytest.raises(BundleError, match="expected 'torchscript', 'native' or 'aoti'"):
         ember.export_bundle(tmp_path / "x", name="x", schema=cancer["schema"], model=cancer["net"], format="onnx")
 
 
@@ -135,9 +135,31 @@ def test_quantization_beyond_the_limits_writes_nothing(cancer, tmp_path):
     with pytest.raises(BundleError, match="give 'inputs'"):
         ember.export_bundle(tmp_path / "none", name="tumour", schema=cancer["schema"], model=cancer["net"],
                             quantize={})
-    with pytest.raises(BundleError, match="native path runs float32"):
+    with pytest.raises(BundleError, match="native format runs float32"):
         ember.export_bundle(tmp_path / "both", name="tumour", schema=cancer["schema"], model=cancer["net"],
                             format="native", quantize={"inputs": cancer["test_x"].numpy()})
     with pytest.raises(BundleError, match="non-empty matrix"):
         ember.export_bundle(tmp_path / "empty", name="tumour", schema=cancer["schema"], model=cancer["net"],
                             quantize={"inputs": np.zeros((0, 6))})
+
+
+def test_aoti_format_compiles_a_package_that_ember_serves(cancer, tmp_path):
+    from sklearn.compose import ColumnTransformer
+    ct = ColumnTransformer([("num", cancer["scaler"], FIELDS)]).fit(cancer["train"])
+    manifest = ember.export_bundle(tmp_path / "aoti", name="tumour", schema=cancer["schema"], pipeline=ct,
+                                   model=cancer["net"], example_input=cancer["test_x"][:4], format="aoti")
+    assert sorted(f["path"] for f in manifest["files"]) == ["chain.json", "model.pt2", "pipeline.json", "schema.json"]
+    env = manifest["lineage"]["environment"]
+    assert env["model_format"] == "aoti" and env["aoti_torch"] == torch.__version__
+    assert env["aoti_compiler"] and "aoti_cpu_isa" in env
+    got, model = served(tmp_path / "aoti", cancer["test"])
+    with torch.no_grad():
+        want = cancer["net"](cancer["test_x"]).numpy()
+    assert np.max(np.abs(got - want)) < 1e-5
+    assert model.predict(cancer["test"].iloc[0].to_dict()).served_by == "primary"
+    with pytest.raises(BundleError, match="give example_input"):
+        ember.export_bundle(tmp_path / "no_input", name="tumour", schema=cancer["schema"], model=cancer["net"],
+                            format="aoti")
+    with pytest.raises(BundleError, match="aoti format runs float32"):
+        ember.export_bundle(tmp_path / "q", name="tumour", schema=cancer["schema"], model=cancer["net"],
+                            format="aoti", quantize={"inputs": cancer["test_x"].numpy()})

@@ -170,6 +170,28 @@ def _write_native(work, chain):
                        "stages": [{"name": "primary", "type": "native", "path": "net.json"}]}, f, indent=1)
 
 
+def _write_aoti(work, model, example_input, chain):
+    """Compiles `model` to work/model.pt2 (and a chain that serves it, unless one is
+    given); returns what the manifest's environment records about it."""
+    import torch
+
+    from ember.aoti import compile_package
+    if not isinstance(model, torch.nn.Module) or isinstance(model, torch.jit.ScriptModule):
+        raise BundleError("format 'aoti': the model must be a torch.nn.Module (not scripted, not a path)")
+    if example_input is None:
+        raise BundleError("format 'aoti': give example_input (a [rows, columns] tensor of the model's input)")
+    try:
+        metadata = compile_package(model, example_input, os.path.join(work, "model.pt2"))
+    except Exception as e:  # noqa: BLE001 - torch.export and Inductor raise many kinds
+        raise BundleError(f"format 'aoti': compiling failed: {e}") from e
+    if chain is None:
+        with open(os.path.join(work, "chain.json"), "w", encoding="utf-8") as f:
+            json.dump({"format": "ember-chain", "version": 1,
+                       "stages": [{"name": "primary", "type": "aoti", "path": "model.pt2"}]}, f, indent=1)
+    return {"aoti_cpu_isa": metadata.get("AOTI_CPU_ISA", ""), "aoti_compiler": metadata.get("ember.compiler", ""),
+            "aoti_torch": metadata.get("ember.torch", "")}
+
+
 def _quantize(model, spec, pipeline, reference, example_input):
     """Dynamic int8 quantization of `model`'s Linear layers, refused beyond the limits."""
     import numpy as np
@@ -247,7 +269,7 @@ def _model_outputs(model, pipeline, frame):
 def _role(rel):
     base = os.path.basename(rel)
     fixed = {"schema.json": "schema", "pipeline.json": "pipeline", "model.pt": "model", "net.json": "model",
-             "chain.json": "chain"}
+             "model.pt2": "model", "chain.json": "chain"}
     if rel in fixed:
         return fixed[rel]
     if base.startswith("reference"):
@@ -284,9 +306,13 @@ def export_bundle(path, *, name, schema, model=None, pipeline=None, example_inpu
                     both `pipeline` and a torch `model` are given, the model is run on
                     pipeline.transform(reference) and its "output" recorded
     overwrite       replace an existing bundle at `path`
-    format          "torchscript" (model.pt) or "native": the network lowered to ember's
+    format          "torchscript" (model.pt); "native": the network lowered to ember's
                     own kernels (net.json, served by a "native" chain stage, also without
-                    LibTorch); BundleError, saying why, when the model does not lower
+                    LibTorch; BundleError, saying why, when the model does not lower); or
+                    "aoti": an AOTInductor package compiled for this CPU and torch
+                    (model.pt2, an "aoti" stage; needs a torch.nn.Module, example_input
+                    and a C++ compiler); the manifest's environment records the format,
+                    and for "aoti" the CPU features and compiler
     quantize        dynamic int8 quantization of the model's Linear layers, checked on
                     reference inputs: {"inputs": the model's inputs (array or tensor; by
                     default pipeline.transform(reference)), "max_abs_difference": 0.01,
@@ -298,10 +324,11 @@ def export_bundle(path, *, name, schema, model=None, pipeline=None, example_inpu
     The bundle is built in a temporary directory beside `path` and renamed into place:
     a failure leaves nothing behind.
     """
-    if format not in ("torchscript", "native"):
-        raise BundleError(f"format {format!r}: expected 'torchscript' or 'native'")
-    if quantize is not None and format == "native":
-        raise BundleError("quantize: the native path runs float32 networks; export the quantized model as torchscript")
+    if format not in ("torchscript", "native", "aoti"):
+        raise BundleError(f"format {format!r}: expected 'torchscript', 'native' or 'aoti'")
+    if quantize is not None and format != "torchscript":
+        raise BundleError(f"quantize: the {format} format runs float32 networks; export the quantized model as "
+                          "torchscript")
     if not isinstance(name, str) or not name or len(name) > 128 or not set(name) <= _NAME_CHARS or not name[0].isalnum():
         raise BundleError(f"name {name!r}: use letters, digits, '.', '_' and '-', starting with a letter or digit")
     path = os.fspath(path)
@@ -322,7 +349,9 @@ def export_bundle(path, *, name, schema, model=None, pipeline=None, example_inpu
         if model is not None and quantize is not None:
             model, export_metrics = _quantize(model, quantize, pipeline, reference, example_input)
             export_environment["quantization"] = "dynamic int8, Linear layers (torch.ao.quantization.quantize_dynamic)"
-        if model is not None:
+        if model is not None and format == "aoti":
+            export_environment.update(_write_aoti(work, model, example_input, chain))
+        elif model is not None:
             _write_model(model, example_input, os.path.join(work, "model.pt"))
         if model is not None and format == "native":
             _write_native(work, chain)
