@@ -82,7 +82,44 @@ void ember_run(benchmark::State& state, ember::NativePath path) {
   state.SetItemsProcessed(state.iterations() * batch);
 }
 
+// Another executor on the same rows: an AOTInductor package (EMBER_BENCH_PACKAGE) or a
+// dynamically quantized TorchScript model (EMBER_BENCH_INT8), skipped when not given.
+void other_run(benchmark::State& state, const char* variable) {
+  const char* path = std::getenv(variable);
+  if (path == nullptr) {
+    state.SkipWithError((std::string(variable) + " is not set").c_str());
+    return;
+  }
+  const std::int64_t batch = state.range(0);
+  (void)ember::set_torch_threads(1);
+  ember::ExecutorOptions options;
+  options.device = "cpu";
+  std::unique_ptr<ember::Executor> exec;
+  if (std::string(variable) == "EMBER_BENCH_PACKAGE") {
+    auto loaded = ember::AotiExecutor::load(path, options);
+    if (loaded.ok()) exec = std::move(loaded).value();
+  } else {
+    auto loaded = ember::TorchExecutor::load(path, options);
+    if (loaded.ok()) exec = std::move(loaded).value();
+  }
+  if (exec == nullptr) {
+    state.SkipWithError("cannot load the model");
+    return;
+  }
+  std::vector<float> rows = make_rows(batch);
+  auto input = ember::Tensor::view(std::span<float>(rows), {batch, width()});
+  const std::vector<ember::Tensor> inputs{*input};
+  for (int i = 0; i < 50; ++i) (void)exec->run(inputs);
+  for (auto _ : state) {
+    auto out = exec->run(inputs);
+    benchmark::DoNotOptimize(out);
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+
 void BM_EmberRun(benchmark::State& state) { ember_run(state, ember::NativePath::kOff); }
+void BM_AotiRun(benchmark::State& state) { other_run(state, "EMBER_BENCH_PACKAGE"); }
+void BM_Int8Run(benchmark::State& state) { other_run(state, "EMBER_BENCH_INT8"); }
 void BM_EmberNative(benchmark::State& state) { ember_run(state, ember::NativePath::kRequire); }
 
 void Args(benchmark::internal::Benchmark* b) {
@@ -95,11 +132,14 @@ void Args(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_RawForward)->Apply(Args);
 BENCHMARK(BM_EmberRun)->Apply(Args);
-BENCHMARK(BM_EmberNative)->Apply([](benchmark::internal::Benchmark* b) {
+void Batches(benchmark::internal::Benchmark* b) {
   b->ArgNames({"batch", "frozen"});
   for (std::int64_t batch : {1, 64}) b->Args({batch, 1});
   b->Unit(benchmark::kMicrosecond);
-});
+}
+BENCHMARK(BM_EmberNative)->Apply(Batches);
+BENCHMARK(BM_AotiRun)->Apply(Batches);
+BENCHMARK(BM_Int8Run)->Apply(Batches);
 
 }  // namespace
 

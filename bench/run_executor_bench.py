@@ -8,10 +8,11 @@ table gives the median of the repetitions and the overhead of ember over raw for
 The goal: ember adds at most max(10%, 1 us) to raw forward at batch 1.
 
 Then the native path, on the 70 -> 64 -> 64 -> 1 MLP: raw LibTorch forward (frozen and
-optimized), ember on LibTorch, ember's native kernels, and ONNX Runtime's Python API on
-the same network exported to ONNX (one intra-op thread; timed in this process between the
-repetitions, so the same run). Goals: native <= 0.25x raw forward at batch 1 and <= 0.6x
-at batch 64.
+optimized), ember on LibTorch, ember's native kernels, the same network as an
+AOTInductor package and dynamically quantized to int8 (both through ember), and ONNX
+Runtime's Python API on the network exported to ONNX (one intra-op thread; timed in this
+process after the repetitions, so the same run). Goals: native <= 0.25x raw forward at
+batch 1 and <= 0.6x at batch 64.
 """
 
 import os
@@ -85,28 +86,53 @@ def onnx_runtime_us(model_pt, batch, repetitions):
     return statistics.median(times)
 
 
+def other_formats(model_dir, wide):
+    """The wide MLP as an AOTInductor package and as int8 TorchScript: (package, int8)."""
+    import torch
+    sys.path.insert(0, os.path.join(ROOT, "tests", "executor"))
+    sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
+    from ember.aoti import compile_package
+    from make_native_models import Wide
+    torch.manual_seed(5)
+    module = Wide().eval()
+    package = os.path.join(model_dir, "wide.pt2")
+    compile_package(module, torch.randn(4, 70), package, max_rows=4096)
+    int8 = os.path.join(model_dir, "wide_int8.pt")
+    quantized = torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8)
+    torch.jit.trace(quantized, torch.randn(4, 70)).save(int8)
+    sizes = {"TorchScript": os.path.getsize(wide), "AOTInductor": os.path.getsize(package), "int8": os.path.getsize(int8)}
+    print("model files: " + ", ".join(f"{k} {v / 1024:.0f} KiB" for k, v in sizes.items()))
+    return package, int8
+
+
 def native_section(args, binary):
     model_dir = os.path.join(args.build, "bench", "models")
     subprocess.run([sys.executable, os.path.join(ROOT, "tests", "executor", "make_native_models.py"), model_dir],
                    check=True, stdout=subprocess.DEVNULL)
     wide = os.path.join(model_dir, "native", "wide.pt")
-    results = benchlib.run(binary, {"EMBER_BENCH_MODEL": wide, "EMBER_BENCH_WIDTH": "70", "OMP_NUM_THREADS": "1"},
+    package, int8 = other_formats(model_dir, wide)
+    results = benchlib.run(binary, {"EMBER_BENCH_MODEL": wide, "EMBER_BENCH_WIDTH": "70", "OMP_NUM_THREADS": "1",
+                                    "EMBER_BENCH_PACKAGE": package, "EMBER_BENCH_INT8": int8},
                            args.repetitions, args.min_time)
     runs = {name: [benchlib.real_time_us(r) for r in rs] for name, rs in results.items()}
     print()
     print("native path, MLP 70 -> 64 -> 64 -> 1, one thread")
     print(f"{'batch':>5} {'raw forward us':>15} {'ember LibTorch us':>18} {'ember native us':>16} {'native/raw':>11}"
+          f" {'AOTI us':>8} {'AOTI/raw':>9} {'int8 us':>8} {'int8/raw':>9}"
           f" {'ONNX Runtime (Python) us':>25} {'ORT/raw':>8}  goal")
     verdicts = []
     for batch, goal in ((1, 0.25), (64, 0.6)):
         raw = statistics.median(runs[f"BM_RawForward/batch:{batch}/frozen:1"])
         lib = statistics.median(runs[f"BM_EmberRun/batch:{batch}/frozen:1"])
         nat = statistics.median(runs[f"BM_EmberNative/batch:{batch}/frozen:1"])
+        aoti = statistics.median(runs[f"BM_AotiRun/batch:{batch}/frozen:1"])
+        q8 = statistics.median(runs[f"BM_Int8Run/batch:{batch}/frozen:1"])
         ort = onnx_runtime_us(wide, batch, args.repetitions)
         ok = nat / raw <= goal
         verdicts.append(ok)
         ort_text = f"{ort:>25.2f} {ort / raw:>8.3f}" if ort is not None else f"{'(not installed)':>25} {'':>8}"
-        print(f"{batch:>5} {raw:>15.2f} {lib:>18.2f} {nat:>16.2f} {nat / raw:>11.3f} {ort_text}"
+        print(f"{batch:>5} {raw:>15.2f} {lib:>18.2f} {nat:>16.2f} {nat / raw:>11.3f}"
+              f" {aoti:>8.2f} {aoti / raw:>9.3f} {q8:>8.2f} {q8 / raw:>9.3f} {ort_text}"
               f"  <= {goal}x: {'met' if ok else 'MISSED'}")
     print(f"medians of {args.repetitions} repetitions (ember and LibTorch interleaved in one program)")
     return verdicts
