@@ -163,3 +163,34 @@ def test_aoti_format_compiles_a_package_that_ember_serves(cancer, tmp_path):
     with pytest.raises(BundleError, match="aoti format runs float32"):
         ember.export_bundle(tmp_path / "q", name="tumour", schema=cancer["schema"], model=cancer["net"],
                             format="aoti", quantize={"inputs": cancer["test_x"].numpy()})
+
+
+@pytest.mark.parametrize("how", [{"format": "native"}, {"format": "aoti"},
+                                 {"quantize": {"max_abs_difference": 0.05, "max_changed_decisions": 0.02}}])
+def test_the_command_line_serves_every_format_through_a_chain_with_a_fallback(cancer, tmp_path, how):
+    """ember predict on each bundle, its chain given a default stage behind the model: the
+    answers are the Python package's, and a record the model cannot take is refused."""
+    import subprocess
+    from sklearn.compose import ColumnTransformer
+    ct = ColumnTransformer([("num", cancer["scaler"], FIELDS)]).fit(cancer["train"])
+    primary = {"native": {"name": "primary", "type": "native", "path": "net.json"},
+               "aoti": {"name": "primary", "type": "aoti", "path": "model.pt2"}}.get(how.get("format"),
+                                                                                   {"name": "primary", "type": "torchscript"})
+    chain = {"format": "ember-chain", "version": 1,
+             "stages": [primary, {"name": "default", "type": "default", "outputs": {"output": 0.5}}]}
+    bundle = tmp_path / "bundle"
+    ember.export_bundle(bundle, name="tumour", schema=cancer["schema"], pipeline=ct, model=cancer["net"],
+                        reference=cancer["train"], example_input=cancer["test_x"][:4], chain=chain, **how)
+    records = cancer["test"].iloc[:20]
+    lines = [json.dumps({k: float(v) for k, v in row.items()}) for _, row in records.iterrows()]
+    (tmp_path / "in.jsonl").write_text("\n".join(lines + ['{"mean_radius": "big"}']) + "\n")
+    r = subprocess.run([os.environ.get("EMBER_BIN", "ember"), "predict", "--model", str(bundle), "--input",
+                        str(tmp_path / "in.jsonl")], capture_output=True, text=True, timeout=300)
+    answers = [json.loads(line) for line in r.stdout.splitlines() if line.startswith('{"line"')]
+    assert len(answers) == 21, r.stdout + r.stderr
+    model = ember.Model.load(bundle)
+    for answer, (_, row) in zip(answers, records.iterrows()):
+        assert answer["served_by"] == "primary"
+        assert abs(answer["outputs"]["output"] - model.predict(row.to_dict()).value()) < 1e-6
+    assert answers[-1]["valid"] is False
+    assert answers[-1]["errors"][0]["instance_path"] == "/mean_radius"
