@@ -345,9 +345,13 @@ Result<std::unique_ptr<TorchExecutorImpl>> build(LoadFn&& load_module, std::uint
       info.parameter_bytes += static_cast<std::int64_t>(p.nbytes());
     }
 
-    // The native path: tried on every module (native_json() serves it even when off).
-    auto lowered = lower_module(m);
-    if (lowered.ok()) {
+    // The native path: tried on every small module (native_json() serves it even when
+    // off). Lowering freezes a copy: not worth its time and memory for a large model.
+    constexpr std::int64_t kNativeMaxParameters = 16'000'000;
+    if (info.parameter_count > kNativeMaxParameters) {
+      impl->lowering = failed_precondition("the native path is for small networks (this one has " +
+                                           std::to_string(info.parameter_count) + " parameters)");
+    } else if (auto lowered = lower_module(m); lowered.ok()) {
       impl->net = std::make_shared<const NetSpec>(std::move(lowered).value());
     } else {
       impl->lowering = lowered.status();
