@@ -384,3 +384,42 @@ def test_predict_missing_model_and_input(tmp_path):
     assert_error(ember("predict", "--model", str(tmp_path / "none"), "--input", "-", stdin=""), "NotFound")
     assert_error(ember("predict", "--model", CHURN, "--input", str(tmp_path / "none.jsonl")), "NotFound")
     assert ember("predict", "--input", "-").returncode == 2
+
+
+def test_info_says_which_path_runs_the_model_and_writes_the_native_network(tmp_path):
+    result = ember("info", model("mlp.pt"))
+    assert "runs on:     ember's native kernels: linear 32->64, relu" in result.stdout
+    net = tmp_path / "net.json"
+    assert ember("info", model("mlp.pt"), "--native-out", str(net)).returncode == 0
+    assert json.loads(net.read_text())["format"] == "ember-net"
+    refused = ember("info", model("native/gated.pt"), "--native-out", str(tmp_path / "no.json"))
+    assert refused.returncode != 0 and "aten::mul" in refused.stderr
+    doc = json.loads(ember("info", model("native/gated.pt"), "--format", "json").stdout)
+    assert doc["engine"] == "libtorch" and "aten::mul" in doc["engine_reason"]
+
+
+def test_run_native_off_and_require_agree(tmp_path):
+    ref = json.load(open(model("mlp_io.json")))
+    path = write_json(tmp_path, ref["input"])
+    outs = [json.loads(ember("run", model("mlp.pt"), "--input", path, "--native", mode).stdout)["output"]
+            for mode in ("off", "require")]
+    for a, b in zip(*outs):
+        assert a[0] == pytest.approx(b[0], rel=1e-6, abs=1e-6)
+    refused = ember("run", model("native/gated.pt"), "--input", path, "--native", "require")
+    assert refused.returncode != 0 and "native path was required" in refused.stderr
+
+
+def test_info_and_run_an_aoti_package(tmp_path):
+    info = ember("info", model("aoti/mlp.pt2"))
+    assert info.returncode == 0, info.stderr
+    assert "(AOTInductor package)" in info.stdout and "float32 [-1, 70]" in info.stdout
+    rows = [[(i * j % 7) / 7.0 - 0.5 for j in range(70)] for i in range(3)]
+    path = write_json(tmp_path, rows)
+    package = json.loads(ember("run", model("aoti/mlp.pt2"), "--input", path).stdout)["output"]
+    script = json.loads(ember("run", model("aoti/mlp.pt"), "--input", path, "--native", "off").stdout)["output"]
+    for a, b in zip(package, script):
+        assert a[0] == pytest.approx(b[0], abs=1e-5)
+    foreign = ember("run", model("aoti/foreign_torch.pt2"), "--input", path)
+    assert foreign.returncode != 0 and "compiled with torch 1.0.0" in foreign.stderr
+    named = write_json(tmp_path, {"x": rows})
+    assert "positional inputs" in ember("run", model("aoti/mlp.pt2"), "--input", named).stderr
