@@ -33,21 +33,27 @@ def package_metadata(path):
 
 
 def compile_package(module, example_input, path, max_rows=4096):
-    """Exports `module` (its forward(x) on one [rows, columns] tensor) with rows dynamic
-    from 1 to `max_rows`, compiles it to `path`, and returns the package's metadata."""
+    """Exports `module` (its forward on one or several tensors whose first dimension is
+    the batch's rows) with rows dynamic from 1 to `max_rows`, compiles it to `path`, and
+    returns the package's metadata. `example_input`: a tensor or a tuple of tensors."""
     import torch
     if not isinstance(module, torch.nn.Module) or isinstance(module, torch.jit.ScriptModule):
         raise TypeError("an AOTInductor package is compiled from a torch.nn.Module (not a scripted one)")
-    x = torch.as_tensor(example_input)
-    if x.ndim != 2:
-        raise ValueError(f"example_input must be [rows, columns], got shape {tuple(x.shape)}")
-    if x.shape[0] < 2:  # a batch of 1 would be specialised to 1
-        x = x.expand(2, x.shape[1]).contiguous()
-    if str(x.dtype) not in DTYPES:
-        raise ValueError(f"example_input's dtype {x.dtype} is not one ember passes")
+    examples = tuple(torch.as_tensor(x) for x in (example_input if isinstance(example_input, (tuple, list))
+                                                   else (example_input,)))
+    fixed = []
+    for x in examples:
+        if x.ndim < 1:
+            raise ValueError("every example input needs a first dimension (the rows)")
+        if str(x.dtype) not in DTYPES:
+            raise ValueError(f"example input dtype {x.dtype} is not one ember passes")
+        if x.shape[0] < 2:  # a batch of 1 would be specialised to 1
+            x = x.expand(2, *x.shape[1:]).contiguous()
+        fixed.append(x)
     rows = torch.export.Dim("rows", min=1, max=int(max_rows))
-    program = torch.export.export(module.eval(), (x,), dynamic_shapes=({0: rows},))
-    inputs = {"inputs": [{"dtype": DTYPES[str(x.dtype)], "shape": [-1, int(x.shape[1])]}], "max_rows": int(max_rows)}
+    program = torch.export.export(module.eval(), tuple(fixed), dynamic_shapes=tuple({0: rows} for _ in fixed))
+    inputs = {"inputs": [{"dtype": DTYPES[str(x.dtype)], "shape": [-1, *[int(d) for d in x.shape[1:]]]} for x in fixed],
+              "max_rows": int(max_rows)}
     metadata = {"ember.torch": torch.__version__, "ember.inputs": json.dumps(inputs), "ember.compiler": _compiler()}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     torch._inductor.aoti_compile_and_package(program, package_path=os.fspath(path),
