@@ -127,6 +127,7 @@ void Args(benchmark::internal::Benchmark* b) {
   for (std::int64_t batch : {1, 64}) {
     for (std::int64_t frozen : {1, 0}) b->Args({batch, frozen});
   }
+  b->Args({32, 1});
   b->Unit(benchmark::kMicrosecond);
 }
 
@@ -134,7 +135,7 @@ BENCHMARK(BM_RawForward)->Apply(Args);
 BENCHMARK(BM_EmberRun)->Apply(Args);
 void Batches(benchmark::internal::Benchmark* b) {
   b->ArgNames({"batch", "frozen"});
-  for (std::int64_t batch : {1, 64}) b->Args({batch, 1});
+  for (std::int64_t batch : {1, 32, 64}) b->Args({batch, 1});
   b->Unit(benchmark::kMicrosecond);
 }
 BENCHMARK(BM_EmberNative)->Apply(Batches);
