@@ -88,27 +88,8 @@ Result<std::unique_ptr<AotiExecutor>> AotiExecutor::load(const std::filesystem::
     return failed_precondition(what + ": AOTInductor packages run on the CPU in this ember (device '" +
                                options.device + "' asked for)");
   }
-  std::error_code ec;
-  const auto status = std::filesystem::status(path, ec);
-  if (ec || !std::filesystem::exists(status)) return not_found("package " + what + " does not exist");
-  if (std::filesystem::is_directory(status)) return invalid_argument("package path " + what + " is a directory");
-  const std::uint64_t size = std::filesystem::file_size(path, ec);
-  if (ec) return not_found("cannot read the size of " + what + ": " + ec.message());
-  {
-    std::ifstream file(path, std::ios::binary);
-    if (!file) return not_found("cannot open " + what);
-    std::array<std::byte, 4> head{};
-    file.read(reinterpret_cast<char*>(head.data()), head.size());
-    const auto head_len = static_cast<std::size_t>(file.gcount());
-    const std::uint64_t tail_len = std::min<std::uint64_t>(size, 65535 + 22);
-    std::vector<std::byte> tail(static_cast<std::size_t>(tail_len));
-    file.clear();
-    file.seekg(static_cast<std::streamoff>(size - tail_len));
-    file.read(reinterpret_cast<char*>(tail.data()), static_cast<std::streamsize>(tail.size()));
-    if (!file) return data_loss("cannot read " + what);
-    EMBER_RETURN_IF_ERROR(
-        detail::check_archive(std::span(head.data(), head_len), tail, size, what, "AOTInductor package"));
-  }
+  auto size = detail::check_archive_file(path, what, "package", "AOTInductor package");
+  if (!size.ok()) return size.status();
 
   auto impl = std::make_unique<detail::AotiExecutorImpl>();
   impl->non_finite = options.non_finite_inputs;
@@ -162,7 +143,7 @@ Result<std::unique_ptr<AotiExecutor>> AotiExecutor::load(const std::filesystem::
     return detail::status_from_current_exception("loading " + what);
   }
   ModelInfo& info = impl->info;
-  info.size_bytes = size;
+  info.size_bytes = *size;
   info.device = "cpu";
   info.engine = "aoti";
   info.engine_reason = "compiled for " + (meta("AOTI_CPU_ISA").empty() ? std::string("a generic CPU") : meta("AOTI_CPU_ISA")) +

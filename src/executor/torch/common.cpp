@@ -2,7 +2,10 @@
 // as ember's, and the zip check of their archives.
 #include "executor/torch/common.hpp"
 
+#include <algorithm>
 #include <array>
+#include <fstream>
+#include <vector>
 #include <cstring>
 #include <new>
 
@@ -63,6 +66,29 @@ Status check_archive(std::span<const std::byte> head, std::span<const std::byte>
   }
   return data_loss(what + " is truncated or corrupt (no end of central directory; " + std::to_string(size) +
                    " bytes)");
+}
+
+Result<std::uint64_t> check_archive_file(const std::filesystem::path& path, const std::string& what,
+                                         std::string_view label, std::string_view kind) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(status)) return not_found(std::string(label) + " " + what + " does not exist");
+  if (std::filesystem::is_directory(status)) return invalid_argument(std::string(label) + " path " + what + " is a directory");
+  const std::uint64_t size = std::filesystem::file_size(path, ec);
+  if (ec) return not_found("cannot read the size of " + what + ": " + ec.message());
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return not_found("cannot open " + what);
+  std::array<std::byte, 4> head{};
+  file.read(reinterpret_cast<char*>(head.data()), head.size());
+  const auto head_len = static_cast<std::size_t>(file.gcount());
+  const std::uint64_t tail_len = std::min<std::uint64_t>(size, 65535 + 22);
+  std::vector<std::byte> tail(static_cast<std::size_t>(tail_len));
+  file.clear();
+  file.seekg(static_cast<std::streamoff>(size - tail_len));
+  file.read(reinterpret_cast<char*>(tail.data()), static_cast<std::streamsize>(tail.size()));
+  if (!file) return data_loss("cannot read " + what);
+  EMBER_RETURN_IF_ERROR(check_archive(std::span(head.data(), head_len), tail, size, what, kind));
+  return size;
 }
 
 Status status_from_current_exception(const std::string& context) {

@@ -5,6 +5,7 @@
 #include <torch/script.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <span>
 #include <string>
 #include <string_view>
@@ -42,6 +43,11 @@ class WarningScope {
 /// (up to) 64 KiB + 22 bytes.
 Status check_archive(std::span<const std::byte> head, std::span<const std::byte> tail, std::uint64_t size,
                      const std::string& what, std::string_view kind);
+
+/// The same for a file (`label`: "model file", "package"): NotFound when missing or
+/// unreadable, InvalidArgument for a directory; its size when it looks whole.
+Result<std::uint64_t> check_archive_file(const std::filesystem::path& path, const std::string& what,
+                                         std::string_view label, std::string_view kind);
 
 /// The exception being handled, as a Status with `context` (ResourceExhausted for out of
 /// memory, Internal otherwise). Call inside a catch block.

@@ -432,27 +432,10 @@ Result<std::unique_ptr<TorchExecutor>> TorchExecutor::load(const std::filesystem
                                                            const ExecutorOptions& options) {
   EMBER_RETURN_IF_ERROR(detail::check_options(options));
   const std::string what = "'" + path.string() + "'";
-  std::error_code ec;
-  const auto status = std::filesystem::status(path, ec);
-  if (ec || !std::filesystem::exists(status)) return not_found("model file " + what + " does not exist");
-  if (std::filesystem::is_directory(status)) return invalid_argument("model path " + what + " is a directory");
-  const std::uint64_t size = std::filesystem::file_size(path, ec);
-  if (ec) return not_found("cannot read the size of " + what + ": " + ec.message());
+  auto size = detail::check_archive_file(path, what, "model file", "TorchScript archive");
+  if (!size.ok()) return size.status();
 
-  std::ifstream file(path, std::ios::binary);
-  if (!file) return not_found("cannot open " + what);
-  std::array<std::byte, 4> head{};
-  file.read(reinterpret_cast<char*>(head.data()), head.size());
-  const auto head_len = static_cast<std::size_t>(file.gcount());
-  const std::uint64_t tail_len = std::min<std::uint64_t>(size, 65535 + 22);
-  std::vector<std::byte> tail(static_cast<std::size_t>(tail_len));
-  file.clear();
-  file.seekg(static_cast<std::streamoff>(size - tail_len));
-  file.read(reinterpret_cast<char*>(tail.data()), static_cast<std::streamsize>(tail.size()));
-  if (!file) return data_loss("cannot read " + what);
-  EMBER_RETURN_IF_ERROR(detail::check_archive(std::span(head.data(), head_len), tail, size, what, "TorchScript archive"));
-
-  auto impl = detail::build([&](torch::Device device) { return torch::jit::load(path.string(), device); }, size,
+  auto impl = detail::build([&](torch::Device device) { return torch::jit::load(path.string(), device); }, *size,
                             what, options);
   if (!impl.ok()) return impl.status();
   return std::unique_ptr<TorchExecutor>(new TorchExecutor(std::move(impl).value()));
