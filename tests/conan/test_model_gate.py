@@ -13,7 +13,7 @@ import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 GATE = os.path.join(ROOT, "examples", "model_gate", "gate.sh")
-MAKE_MODEL = os.path.join(ROOT, "test_package", "model", "make_model.py")
+MAKE_MODEL = os.path.join(ROOT, "test_package", "make_model.py")
 
 
 def make_model(out, *args):
