@@ -181,8 +181,8 @@ class Form : public QWidget {
 };
 
 // Types into the form as a user would: a wrong value first, then the right one.
-int selftest(QWidget& window, Form& form, const char* screenshot) {
-  auto* tenure = window.findChild<QLineEdit*>("tenure");
+int selftest(Form& form, const char* screenshot) {
+  auto* tenure = form.findChild<QLineEdit*>("tenure");
   if (tenure == nullptr) {
     std::fprintf(stderr, "form: --selftest expects the churn model (no field 'tenure')\n");
     return 1;
@@ -193,16 +193,16 @@ int selftest(QWidget& window, Form& form, const char* screenshot) {
               form.answer_text().toStdString().c_str());
   tenure->clear();
   QTest::keyClicks(tenure, "12");
-  QTest::keyClicks(window.findChild<QLineEdit*>("monthly_charges"), "70.5");
-  QTest::keyClicks(window.findChild<QLineEdit*>("support_calls"), "3");
-  window.findChild<QCheckBox*>("autopay")->setChecked(true);
-  window.findChild<QComboBox*>("plan")->setCurrentText("pro");
-  window.findChild<QComboBox*>("region")->setCurrentText("east");
+  QTest::keyClicks(form.findChild<QLineEdit*>("monthly_charges"), "70.5");
+  QTest::keyClicks(form.findChild<QLineEdit*>("support_calls"), "3");
+  form.findChild<QCheckBox*>("autopay")->setChecked(true);
+  form.findChild<QComboBox*>("plan")->setCurrentText("pro");
+  form.findChild<QComboBox*>("region")->setCurrentText("east");
   QApplication::processEvents();
   const QString answer = form.answer_text();
   std::printf("form: record %s\n", form.record().c_str());
   std::printf("form: answer '%s'\n", answer.toStdString().c_str());
-  if (!window.grab().save(screenshot)) {
+  if (!form.grab().save(screenshot)) {
     std::fprintf(stderr, "form: cannot write %s\n", screenshot);
     return 1;
   }
@@ -228,6 +228,6 @@ int main(int argc, char** argv) {
   Form form(std::move(*model));
   form.resize(460, 520);
   form.show();
-  if (test) return selftest(form, form, argv[3]);
+  if (test) return selftest(form, argv[3]);
   return QApplication::exec();
 }
