@@ -5,7 +5,8 @@
 /// ember's own kernels, without LibTorch and without allocating per call beyond the
 /// output. TorchExecutor lowers TorchScript models to it when it can
 /// (ExecutorOptions::native); NativeExecutor runs a network from net.json, also in a
-/// build without LibTorch (`ember lower` or `TorchExecutor::native_json` writes one).
+/// build without LibTorch (`ember info --native-out` or `TorchExecutor::native_json`
+/// writes one).
 
 #include <filesystem>
 #include <memory>

@@ -1,5 +1,5 @@
-// The native path's kernels: a blocked single-precision GEMM for linear layers (AVX2+FMA
-// when the CPU has it, chosen once at run time; plain loops otherwise) and the
+// The native path's kernels: a blocked single-precision GEMM for linear layers (AVX-512 or
+// AVX2+FMA when the CPU has it, chosen once at run time; plain loops otherwise) and the
 // element-wise and row-wise operations. Nothing here allocates.
 #include <algorithm>
 #include <cmath>

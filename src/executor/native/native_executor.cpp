@@ -53,9 +53,9 @@ Result<NamedTensors> NativeExecutor::run(std::span<const Tensor> inputs) const {
     thread_local std::vector<float> scratch;
     thread_local std::vector<float*> slots;
     const auto block = static_cast<std::size_t>(rows * spec.widest());
-    const auto need = block * (2 + static_cast<std::size_t>(spec.slots));
+    slots.resize(static_cast<std::size_t>(spec.slots()));
+    const auto need = block * (2 + slots.size());
     if (scratch.size() < need) scratch.resize(need);
-    slots.resize(static_cast<std::size_t>(spec.slots));
     for (std::size_t s = 0; s < slots.size(); ++s) slots[s] = scratch.data() + block * (2 + s);
     auto in = x.values<const float>();
     auto out = y->values<float>();

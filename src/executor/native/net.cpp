@@ -131,8 +131,8 @@ Result<NetLayer> parse_layer(const Json& j, std::int64_t width, const std::strin
     case NetOp::kSave:
     case NetOp::kAddSaved:
       if (!j.contains("slot") || !j.at("slot").is_number_integer() || j.at("slot").get<std::int64_t>() < 0 ||
-          j.at("slot").get<std::int64_t>() >= 64) {
-        return invalid_argument(where + ": 'slot' must be an integer from 0 to 63");
+          j.at("slot").get<std::int64_t>() >= kMaxSlots) {
+        return invalid_argument(where + ": 'slot' must be an integer from 0 to " + std::to_string(kMaxSlots - 1));
       }
       l.slot = j.at("slot").get<int>();
       break;
@@ -148,7 +148,7 @@ Status NetSpec::check() const {
   if (inputs < 1 || inputs > kMaxWidth) return invalid_argument("net: 'inputs' must be 1 to " + std::to_string(kMaxWidth));
   if (layers.size() > kMaxLayers) return invalid_argument("net: at most " + std::to_string(kMaxLayers) + " layers");
   std::int64_t width = inputs;
-  std::vector<std::int64_t> slot_width(64, 0);
+  std::vector<std::int64_t> slot_width(kMaxSlots, 0);
   for (std::size_t i = 0; i < layers.size(); ++i) {
     const NetLayer& l = layers[i];
     const std::string where = "net layer " + std::to_string(i) + " (" + op_name(l.op) + ")";
@@ -170,11 +170,11 @@ Status NetSpec::check() const {
         }
         break;
       case NetOp::kSave:
-        if (l.slot < 0 || l.slot >= 64) return invalid_argument(where + ": slot out of range");
+        if (l.slot < 0 || l.slot >= kMaxSlots) return invalid_argument(where + ": slot out of range");
         slot_width[static_cast<std::size_t>(l.slot)] = width;
         break;
       case NetOp::kAddSaved:
-        if (l.slot < 0 || l.slot >= 64 || slot_width[static_cast<std::size_t>(l.slot)] != width) {
+        if (l.slot < 0 || l.slot >= kMaxSlots || slot_width[static_cast<std::size_t>(l.slot)] != width) {
           return invalid_argument(where + ": slot " + std::to_string(l.slot) + " holds no activation of width " +
                                   std::to_string(width));
         }
@@ -204,6 +204,14 @@ std::string NetSpec::describe() const {
 std::int64_t NetSpec::parameters() const {
   std::int64_t n = 0;
   for (const NetLayer& l : layers) n += static_cast<std::int64_t>(l.weight.size() + l.bias.size());
+  return n;
+}
+
+int NetSpec::slots() const {
+  int n = 0;
+  for (const NetLayer& l : layers) {
+    if (l.op == NetOp::kSave || l.op == NetOp::kAddSaved) n = std::max(n, l.slot + 1);
+  }
   return n;
 }
 
@@ -241,7 +249,6 @@ Result<NetSpec> parse_net(std::string_view text) try {
     auto layer = parse_layer(doc.at("layers")[i], width, "net layer " + std::to_string(i));
     if (!layer.ok()) return layer.status();
     width = layer->out;
-    if (layer->op == NetOp::kSave || layer->op == NetOp::kAddSaved) spec.slots = std::max(spec.slots, layer->slot + 1);
     spec.layers.push_back(std::move(*layer));
   }
   EMBER_RETURN_IF_ERROR(spec.check());

@@ -87,12 +87,11 @@ struct Walk {
     spec.layers.push_back(std::move(layer));
   }
 
-  Status elementwise(NetOp op, float alpha = 0) {
+  void elementwise(NetOp op, float alpha = 0) {
     NetLayer l;
     l.op = op;
     l.alpha = alpha;
     emit(std::move(l));
-    return {};
   }
 
   Status linear(const Value* weight, const Value* bias, bool transposed, const std::string& what);
@@ -261,26 +260,26 @@ Status Walk::step(const Node* n) {
   } else if (kind == "aten::add" || kind == "aten::add_") {
     EMBER_RETURN_IF_ERROR(add(n));
   } else if (kind == "aten::relu" || kind == "aten::relu_") {
-    EMBER_RETURN_IF_ERROR(elementwise(NetOp::kRelu));
+    elementwise(NetOp::kRelu);
   } else if (kind == "aten::sigmoid" || kind == "aten::sigmoid_") {
-    EMBER_RETURN_IF_ERROR(elementwise(NetOp::kSigmoid));
+    elementwise(NetOp::kSigmoid);
   } else if (kind == "aten::tanh" || kind == "aten::tanh_") {
-    EMBER_RETURN_IF_ERROR(elementwise(NetOp::kTanh));
+    elementwise(NetOp::kTanh);
   } else if (kind == "aten::leaky_relu" || kind == "aten::leaky_relu_") {
     auto slope = number(n->input(1));
     if (!slope) return unsupported(what + ": a slope that is not a constant");
-    EMBER_RETURN_IF_ERROR(elementwise(NetOp::kLeakyRelu, static_cast<float>(*slope)));
+    elementwise(NetOp::kLeakyRelu, static_cast<float>(*slope));
   } else if (kind == "aten::gelu" || kind == "aten::gelu_") {
     auto approximate = n->inputs().size() > 1 ? constant(n->input(1)) : std::optional<c10::IValue>(c10::IValue("none"));
     if (!approximate || !approximate->isString()) return unsupported(what + ": an approximation that is not a constant");
     const std::string mode = approximate->toStringRef();
     if (mode != "none" && mode != "tanh") return unsupported(what + ": approximation '" + mode + "'");
-    EMBER_RETURN_IF_ERROR(elementwise(mode == "tanh" ? NetOp::kGeluTanh : NetOp::kGelu));
+    elementwise(mode == "tanh" ? NetOp::kGeluTanh : NetOp::kGelu);
   } else if (kind == "aten::softmax") {
     auto dim = number(n->input(1));
     if (!dim || !(*dim == -1 || (*dim == 1 && !rank1))) return unsupported(what + ": softmax not over the last dimension");
     if (n->inputs().size() > 2 && !is_none(n->input(2))) return unsupported(what + ": softmax with a dtype");
-    EMBER_RETURN_IF_ERROR(elementwise(NetOp::kSoftmax));
+    elementwise(NetOp::kSoftmax);
   } else if (kind == "aten::layer_norm") {
     auto shape = constant(n->input(1));
     if (!shape || !shape->isIntList() || shape->toIntList().size() != 1 || shape->toIntList().get(0) != width) {
@@ -392,7 +391,6 @@ Result<NetSpec> lower_module(const torch::jit::Module& module) {
     save.in = save.out = w;
     walk.spec.layers.insert(walk.spec.layers.begin() + static_cast<std::ptrdiff_t>(position), std::move(save));
   }
-  walk.spec.slots = static_cast<int>(walk.slot_of.size());
   walk.spec.squeeze = walk.rank1 || walk.squeezed;
   EMBER_RETURN_IF_ERROR(walk.spec.check());
   return std::move(walk.spec);
