@@ -7,9 +7,7 @@
 #include <torch/headeronly/version.h>
 
 #include <algorithm>
-#include <array>
-#include <fstream>
-#include <mutex>
+#include <map>
 #include <sstream>
 #include <thread>
 

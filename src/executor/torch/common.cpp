@@ -4,14 +4,15 @@
 
 #include <algorithm>
 #include <array>
-#include <fstream>
-#include <vector>
 #include <cstring>
+#include <fstream>
 #include <new>
+#include <vector>
 
 #include <torch/csrc/jit/runtime/jit_exception.h>
 
 namespace ember::detail {
+
 
 // Turns LibTorch's multi-line messages (TorchScript tracebacks, C++ frames) into
 // the one line that says what went wrong: the last non-empty line.
@@ -41,12 +42,17 @@ void SinkWarningHandler::process(const c10::Warning& warning) {
   }
 }
 
+namespace {
 
-// A TorchScript archive is a zip file. Checking its first bytes and its end-of-
-// central-directory record tells "not an archive" from "truncated archive" before
-// LibTorch sees it. `tail` is the last (up to) 64 KiB + 22 bytes of the archive.
-Status check_archive(std::span<const std::byte> head, std::span<const std::byte> tail, std::uint64_t size,
-                     const std::string& what, std::string_view kind) {
+// A zip's end-of-central-directory record is 22 bytes plus a comment of up to 65535.
+constexpr std::size_t kEocdSize = 22;
+constexpr std::size_t kZipTailBytes = 65535 + kEocdSize;
+
+// TorchScript archives and AOTInductor packages are zip files. Checking the first bytes
+// and the end-of-central-directory record tells "not an archive" from "truncated archive"
+// before LibTorch sees it. `tail` is the last (up to) kZipTailBytes of the archive.
+Status check_zip_ends(std::span<const std::byte> head, std::span<const std::byte> tail, std::uint64_t size,
+                      const std::string& what, std::string_view kind) {
   if (size == 0) return invalid_argument(what + " is empty");
   constexpr std::array<unsigned char, 4> kLocalHeader = {'P', 'K', 3, 4};
   if (head.size() < 4 || std::memcmp(head.data(), kLocalHeader.data(), 4) != 0) {
@@ -54,7 +60,6 @@ Status check_archive(std::span<const std::byte> head, std::span<const std::byte>
   }
   // The end-of-central-directory record: signature PK\5\6, 22 bytes plus a comment
   // whose length is its last field; it must end exactly at the end of the file.
-  constexpr std::size_t kEocdSize = 22;
   if (tail.size() >= kEocdSize) {
     for (std::size_t i = tail.size() - kEocdSize + 1; i-- > 0;) {
       const auto* p = reinterpret_cast<const unsigned char*>(tail.data()) + i;
@@ -66,6 +71,13 @@ Status check_archive(std::span<const std::byte> head, std::span<const std::byte>
   }
   return data_loss(what + " is truncated or corrupt (no end of central directory; " + std::to_string(size) +
                    " bytes)");
+}
+
+}  // namespace
+
+Status check_archive(std::span<const std::byte> archive, const std::string& what, std::string_view kind) {
+  return check_zip_ends(archive.first(std::min<std::size_t>(archive.size(), 4)),
+                        archive.last(std::min(archive.size(), kZipTailBytes)), archive.size(), what, kind);
 }
 
 Result<std::uint64_t> check_archive_file(const std::filesystem::path& path, const std::string& what,
@@ -81,13 +93,13 @@ Result<std::uint64_t> check_archive_file(const std::filesystem::path& path, cons
   std::array<std::byte, 4> head{};
   file.read(reinterpret_cast<char*>(head.data()), head.size());
   const auto head_len = static_cast<std::size_t>(file.gcount());
-  const std::uint64_t tail_len = std::min<std::uint64_t>(size, 65535 + 22);
+  const std::uint64_t tail_len = std::min<std::uint64_t>(size, kZipTailBytes);
   std::vector<std::byte> tail(static_cast<std::size_t>(tail_len));
   file.clear();
   file.seekg(static_cast<std::streamoff>(size - tail_len));
   file.read(reinterpret_cast<char*>(tail.data()), static_cast<std::streamsize>(tail.size()));
   if (!file) return data_loss("cannot read " + what);
-  EMBER_RETURN_IF_ERROR(check_archive(std::span(head.data(), head_len), tail, size, what, kind));
+  EMBER_RETURN_IF_ERROR(check_zip_ends(std::span(head.data(), head_len), tail, size, what, kind));
   return size;
 }
 
@@ -112,6 +124,5 @@ Status status_from_current_exception(const std::string& context) {
     return internal_error(context + ": unknown exception");
   }
 }
-
 
 }  // namespace ember::detail

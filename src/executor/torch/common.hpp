@@ -38,11 +38,9 @@ class WarningScope {
   c10::WarningUtils::WarningHandlerGuard guard_;
 };
 
-/// A zip archive's first bytes and end-of-central-directory record: "not a `kind`"
-/// (InvalidArgument) or truncated (DataLoss) before LibTorch sees it. `tail` is the last
-/// (up to) 64 KiB + 22 bytes.
-Status check_archive(std::span<const std::byte> head, std::span<const std::byte> tail, std::uint64_t size,
-                     const std::string& what, std::string_view kind);
+/// A zip archive in memory, by its first bytes and end-of-central-directory record:
+/// "not a `kind`" (InvalidArgument) or truncated (DataLoss) before LibTorch sees it.
+Status check_archive(std::span<const std::byte> archive, const std::string& what, std::string_view kind);
 
 /// The same for a file (`label`: "model file", "package"): NotFound when missing or
 /// unreadable, InvalidArgument for a directory; its size when it looks whole.

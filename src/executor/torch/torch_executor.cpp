@@ -1,14 +1,10 @@
-// The only translation unit of the library that includes LibTorch.
-#include <torch/csrc/jit/runtime/jit_exception.h>
+// TorchExecutor: TorchScript modules on LibTorch (or, when they lower, on the native path).
 #include <torch/cuda.h>
 #include <ATen/Parallel.h>
 #include <torch/script.h>
 
 #include <algorithm>
-#include <array>
 #include <cstring>
-#include <fstream>
-#include <new>
 #include <optional>
 #include <string>
 #include <utility>
@@ -445,9 +441,7 @@ Result<std::unique_ptr<TorchExecutor>> TorchExecutor::load_from_memory(std::span
                                                                       const ExecutorOptions& options) {
   EMBER_RETURN_IF_ERROR(detail::check_options(options));
   const std::string what = "in-memory archive";
-  const std::size_t tail_len = std::min<std::size_t>(archive.size(), 65535 + 22);
-  EMBER_RETURN_IF_ERROR(detail::check_archive(archive.first(std::min<std::size_t>(archive.size(), 4)),
-                                              archive.last(tail_len), archive.size(), what, "TorchScript archive"));
+  EMBER_RETURN_IF_ERROR(detail::check_archive(archive, what, "TorchScript archive"));
   auto impl = detail::build(
       [&](torch::Device device) {
         return torch::jit::load(std::make_shared<detail::SpanReadAdapter>(archive), device);
