@@ -185,6 +185,30 @@ Result<std::shared_ptr<Stage>> torchscript_stage(const std::filesystem::path& pa
   return make_executor_stage(std::shared_ptr<const Executor>(std::move(executor).value()), dtype);
 }
 
+namespace {
+
+Result<std::shared_ptr<Stage>> aoti_stage(const std::filesystem::path& path, std::size_t input_width,
+                                          const ModelOptions& options) {
+  ExecutorOptions eo;
+  eo.device = "cpu";
+  eo.log = options.log;
+  auto executor = AotiExecutor::load(path, eo);
+  if (executor.status().code() == StatusCode::kUnimplemented) {
+    return failed_precondition("an AOTInductor package needs LibTorch, and this ember was built without it "
+                               "(EMBER_WITH_TORCH=OFF)");
+  }
+  if (!executor.ok()) return executor.status();
+  const auto& specs = (*executor)->input_specs();
+  if (specs.size() != 1 || specs[0].shape.size() != 2 ||
+      (specs[0].shape[1] >= 0 && specs[0].shape[1] != static_cast<std::int64_t>(input_width))) {
+    return invalid_argument("the package does not take one [rows, " + std::to_string(input_width) + "] input");
+  }
+  const DType dtype = specs[0].dtype;
+  return make_executor_stage(std::shared_ptr<const Executor>(std::move(executor).value()), dtype);
+}
+
+}  // namespace
+
 Result<ChainOptions> default_chain(const std::filesystem::path& model_dir, std::size_t input_width,
                                    const ModelOptions& options) {
   std::string device = options.device;
@@ -252,6 +276,19 @@ Result<ChainOptions> parse_chain(std::string_view text, const std::filesystem::p
     const Fields f(s, where);
     std::shared_ptr<Stage> built;
     bool skip = false;
+    // A stage that loaded, or an optional one that cannot run here (FailedPrecondition: no
+    // GPU, no LibTorch, another CPU), left out with a warning; anything else fails.
+    const auto take = [&](Result<std::shared_ptr<Stage>> loaded, bool optional) -> Status {
+      if (loaded.ok()) {
+        built = std::move(loaded).value();
+      } else if (optional && loaded.status().code() == StatusCode::kFailedPrecondition) {
+        options.log.log(LogLevel::kWarning, where + " left out: " + loaded.status().to_string());
+        skip = true;
+      } else {
+        return loaded.status().with_context(where);
+      }
+      return {};
+    };
     if (type == "torchscript") {
       EMBER_RETURN_IF_ERROR(f.only(
           {"type", "name", "path", "device", "input_dtype", "optional", "on_out_of_memory", "native", "breaker"}));
@@ -276,17 +313,7 @@ Result<ChainOptions> parse_chain(std::string_view text, const std::filesystem::p
       EMBER_ASSIGN(native_text, f.text("native", std::string(native_path_name(options.native))));
       auto native = parse_native_path(native_text);
       if (!native.ok()) return native.status().with_context(where);
-      auto loaded = torchscript_stage(*file, device, input_width, options, dtype, *native);
-      if (!loaded.ok()) {
-        if (optional && loaded.status().code() == StatusCode::kFailedPrecondition) {
-          options.log.log(LogLevel::kWarning, where + " left out: " + loaded.status().to_string());
-          skip = true;
-        } else {
-          return loaded.status().with_context(where);
-        }
-      } else {
-        built = *loaded;
-      }
+      EMBER_RETURN_IF_ERROR(take(torchscript_stage(*file, device, input_width, options, dtype, *native), optional));
     } else if (type == "aoti") {
       // An AOTInductor package (.pt2): needs LibTorch, like torchscript.
       EMBER_RETURN_IF_ERROR(f.only({"type", "name", "path", "optional", "breaker"}));
@@ -296,29 +323,7 @@ Result<ChainOptions> parse_chain(std::string_view text, const std::filesystem::p
       EMBER_ASSIGN(optional, f.flag("optional", false));
       auto file = confined_path(model_dir, path, where + ": 'path'");
       if (!file.ok()) return file.status();
-      ExecutorOptions eo;
-      eo.device = "cpu";
-      eo.log = options.log;
-      auto loaded = AotiExecutor::load(*file, eo);
-      if (!loaded.ok() && loaded.status().code() == StatusCode::kUnimplemented) {
-        loaded = failed_precondition("an AOTInductor package needs LibTorch, and this ember was built without it "
-                                     "(EMBER_WITH_TORCH=OFF)");
-      }
-      if (!loaded.ok()) {
-        if (!optional || loaded.status().code() != StatusCode::kFailedPrecondition) {
-          return loaded.status().with_context(where);
-        }
-        options.log.log(LogLevel::kWarning, where + " left out: " + loaded.status().to_string());
-        skip = true;
-      } else {
-        const auto& specs = (*loaded)->input_specs();
-        if (specs.size() != 1 || specs[0].shape.size() != 2 ||
-            (specs[0].shape[1] >= 0 && specs[0].shape[1] != static_cast<std::int64_t>(input_width))) {
-          return invalid_argument(where + ": the package does not take one [rows, " + std::to_string(input_width) +
-                                  "] input");
-        }
-        built = make_executor_stage(std::shared_ptr<const Executor>(std::move(loaded).value()), specs[0].dtype);
-      }
+      EMBER_RETURN_IF_ERROR(take(aoti_stage(*file, input_width, options), optional));
     } else if (type == "native") {
       // A network in net.json, run by ember's kernels: no LibTorch needed.
       EMBER_RETURN_IF_ERROR(f.only({"type", "name", "path", "breaker"}));
