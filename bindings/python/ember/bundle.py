@@ -165,19 +165,28 @@ def _write_native(work, chain):
         f.write(text + "\n")
     os.remove(pt)
     if chain is None:
-        with open(os.path.join(work, "chain.json"), "w", encoding="utf-8") as f:
-            json.dump({"format": "ember-chain", "version": 1,
-                       "stages": [{"name": "primary", "type": "native", "path": "net.json"}]}, f, indent=1)
+        _write_one_stage_chain(work, "native", "net.json")
+
+
+def _write_one_stage_chain(work, stage_type, path):
+    """chain.json with one stage, "primary", of `stage_type` serving `path`."""
+    with open(os.path.join(work, "chain.json"), "w", encoding="utf-8") as f:
+        json.dump({"format": "ember-chain", "version": 1,
+                   "stages": [{"name": "primary", "type": stage_type, "path": path}]}, f, indent=1)
+
+
+def _require_module(model, what):
+    """BundleError unless `model` is a torch.nn.Module that is not scripted."""
+    import torch
+    if not isinstance(model, torch.nn.Module) or isinstance(model, torch.jit.ScriptModule):
+        raise BundleError(f"{what}: the model must be a torch.nn.Module (not scripted, not a path)")
 
 
 def _write_aoti(work, model, example_input, chain):
     """Compiles `model` to work/model.pt2 (and a chain that serves it, unless one is
     given); returns what the manifest's environment records about it."""
-    import torch
-
     from ember.aoti import compile_package
-    if not isinstance(model, torch.nn.Module) or isinstance(model, torch.jit.ScriptModule):
-        raise BundleError("format 'aoti': the model must be a torch.nn.Module (not scripted, not a path)")
+    _require_module(model, "format 'aoti'")
     if example_input is None:
         raise BundleError("format 'aoti': give example_input (a [rows, columns] tensor of the model's input)")
     try:
@@ -185,9 +194,7 @@ def _write_aoti(work, model, example_input, chain):
     except Exception as e:  # noqa: BLE001 - torch.export and Inductor raise many kinds
         raise BundleError(f"format 'aoti': compiling failed: {e}") from e
     if chain is None:
-        with open(os.path.join(work, "chain.json"), "w", encoding="utf-8") as f:
-            json.dump({"format": "ember-chain", "version": 1,
-                       "stages": [{"name": "primary", "type": "aoti", "path": "model.pt2"}]}, f, indent=1)
+        _write_one_stage_chain(work, "aoti", "model.pt2")
     return {"aoti_cpu_isa": metadata.get("AOTI_CPU_ISA", ""), "aoti_compiler": metadata.get("ember.compiler", ""),
             "aoti_torch": metadata.get("ember.torch", "")}
 
@@ -196,8 +203,7 @@ def _quantize(model, spec, pipeline, reference, example_input):
     """Dynamic int8 quantization of `model`'s Linear layers, refused beyond the limits."""
     import numpy as np
     import torch
-    if not isinstance(model, torch.nn.Module) or isinstance(model, torch.jit.ScriptModule):
-        raise BundleError("quantize: the model must be a torch.nn.Module (not scripted, not a path)")
+    _require_module(model, "quantize")
     if not isinstance(spec, dict) or set(spec) - {"inputs", "max_abs_difference", "max_changed_decisions", "threshold"}:
         raise BundleError("quantize: expected a dict with inputs, max_abs_difference, max_changed_decisions, threshold")
     inputs = spec.get("inputs")
