@@ -119,8 +119,7 @@ class EmberConan(ConanFile):
                 lib.requires.append("libtorch::libtorch")
         if self.options.shared and self.options.with_torch and not self._libtorch_from_conan():
             # libember.so finds LibTorch through its RUNPATH; consumers' runtimes see it too.
-            self.runenv_info.append_path("LD_LIBRARY_PATH", os.path.join(os.path.dirname(os.path.dirname(
-                os.path.dirname(self._torch_dir() or ""))), "lib"))
+            self.runenv_info.append_path("LD_LIBRARY_PATH", self._torch_lib_dir())
 
     # --- LibTorch -----------------------------------------------------------------------
     def _libtorch_from_conan(self):
@@ -153,6 +152,10 @@ class EmberConan(ConanFile):
                 return os.path.abspath(path)
         return None
 
+    def _torch_lib_dir(self):
+        """LibTorch's lib/ (TorchConfig.cmake is in <root>/share/cmake/Torch)."""
+        return os.path.normpath(os.path.join(self._torch_dir() or "", "..", "..", "..", "lib"))
+
     def _torch_variant(self):
         """'2.13.0-cxx11-cpu': LibTorch's version, its C++ ABI and whether it has CUDA."""
         torch_dir = self._torch_dir()
@@ -160,7 +163,7 @@ class EmberConan(ConanFile):
             return "unknown"
         version_file = os.path.join(torch_dir, "TorchConfigVersion.cmake")
         match = re.search(r'PACKAGE_VERSION "([^"]+)"', load(self, version_file)) if os.path.isfile(version_file) else None
-        lib_dir = os.path.normpath(os.path.join(torch_dir, "..", "..", "..", "lib"))
+        lib_dir = self._torch_lib_dir()
         abi = "unknown-abi"
         c10 = os.path.join(lib_dir, "libc10.so")
         if os.path.isfile(c10):
