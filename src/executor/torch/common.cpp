@@ -13,7 +13,6 @@
 
 namespace ember::detail {
 
-
 // Turns LibTorch's multi-line messages (TorchScript tracebacks, C++ frames) into
 // the one line that says what went wrong: the last non-empty line.
 std::string one_line(std::string_view what) {
